@@ -1,0 +1,5 @@
+"""``python -m mirrordet MODE key=value ...``."""
+
+from mirrordet.cli import entrypoint
+
+entrypoint()

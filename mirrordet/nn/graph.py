@@ -1,0 +1,101 @@
+"""ModelGraph: runs the parsed layers in order and routes each layer's ``from`` inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mirrordet.nn.parser import LayerRow, load_model_yaml, parse_model, parse_yaml_text, resolve_model_yaml
+from mirrordet.utils.errors import ModelConfigError
+
+
+class _StopForward(Exception):
+    """Raised by a pre-hook to end a probing forward pass at the head."""
+
+
+class ModelGraph(nn.Module):
+    """A network built from a model YAML.
+
+    Attributes:
+        layers: the built modules, in YAML order (backbone then head); the last one is the head.
+        yaml_text: the YAML source (stored in checkpoints, so a checkpoint rebuilds its model).
+        nc: classes. scale: scale letter used (or None). task: "detect" or "classify" (from the head).
+        stride: [L] output strides of the head's input levels, in pixels.
+        names: {class index: name}.
+    """
+
+    def __init__(self, yaml_text: str, nc: int | None = None, scale: str | None = None, ch: int = 3,
+                 source: str = "<yaml>", names: dict[int, str] | None = None) -> None:
+        super().__init__()
+        d = parse_yaml_text(yaml_text, source)
+        parsed, ctx = parse_model(d, nc=nc, scale=scale, ch=ch, source=source)
+        self.yaml_text, self.source, self.scale, self.ch = yaml_text, source, scale, ch
+        self.nc = ctx.nc
+        self.layers = parsed.layers
+        self.sources, self.save, self.rows = parsed.sources, set(parsed.save), parsed.rows
+        self.names = dict(names) if names else {i: f"class{i}" for i in range(self.nc)}
+        head = self.layers[-1]
+        self.task: str = getattr(type(head), "task", "features")
+        self.register_buffer("stride", self._probe_strides(), persistent=False)
+        if hasattr(head, "stride"):
+            head.stride = self.stride.clone()
+            if hasattr(head, "bias_init"):
+                head.bias_init()
+
+    @property
+    def head(self) -> nn.Module:
+        return self.layers[-1]
+
+    def forward(self, x: torch.Tensor) -> Any:
+        """x: [B, ch, H, W] float image batch -> the head's output (see the head's docstring)."""
+        image, outputs = x, {}
+        for i, (m, src) in enumerate(zip(self.layers, self.sources)):
+            ins = [image if k == -1 else (x if k == i - 1 else outputs[k]) for k in src]
+            x = m(ins[0] if len(ins) == 1 else ins)
+            if i in self.save:
+                outputs[i] = x
+        return x
+
+    @torch.no_grad()
+    def _probe_strides(self, size: int = 256) -> torch.Tensor:
+        """Strides of the head's inputs, from one eval-mode forward of a ``size`` x ``size`` image."""
+        seen: list[torch.Tensor] = []
+
+        def hook(_m, args):
+            xs = args[0]
+            seen.extend(xs if isinstance(xs, (list, tuple)) else [xs])
+            raise _StopForward
+
+        handle = self.head.register_forward_pre_hook(hook)
+        was_training = self.training
+        self.eval()
+        try:
+            self.forward(torch.zeros(1, self.ch, size, size))
+        except _StopForward:
+            pass
+        except RuntimeError as e:
+            raise ModelConfigError(f"{self.source}: forward pass failed while wiring the model: {e}") from None
+        finally:
+            handle.remove()
+            self.train(was_training)
+        return torch.tensor([size / t.shape[-2] for t in seen if t.dim() == 4], dtype=torch.float32)
+
+
+def build_model(cfg: str | Path | dict, nc: int | None = None, scale: str | None = None, ch: int = 3,
+                names: dict[int, str] | None = None) -> ModelGraph:
+    """Build a :class:`ModelGraph` from a model YAML path/name (e.g. ``"yolov8n-mirror.yaml"``) or dict.
+
+    The scale comes from ``scale`` if given, else from the file name (``yolov8n`` -> ``n``).
+    """
+    if isinstance(cfg, dict):
+        _, text, source = load_model_yaml(cfg)
+        return ModelGraph(text, nc=nc, scale=scale, ch=ch, source=source, names=names)
+    path, name_scale = resolve_model_yaml(cfg)
+    text = path.read_text(encoding="utf-8")
+    return ModelGraph(text, nc=nc, scale=scale or name_scale, ch=ch, source=str(path), names=names)
+
+
+__all__ = ["LayerRow", "ModelGraph", "build_model"]

@@ -1,0 +1,16 @@
+"""YAML-buildable modules. Importing this package registers every module in ``MODULES``."""
+
+from mirrordet.nn.modules.attention import CBAM, ECA
+from mirrordet.nn.modules.base import BuildContext, check_args, make_divisible
+from mirrordet.nn.modules.blocks import C2f, SPPF, Bottleneck
+from mirrordet.nn.modules.conv import Conv, DWConv
+from mirrordet.nn.modules.cspmirror import CSPMirror
+from mirrordet.nn.modules.cspmirror_seed import CSPMirrorSeed
+from mirrordet.nn.modules.head_classify import Classify
+from mirrordet.nn.modules.head_detect import Detect
+from mirrordet.nn.modules.layers import Concat, Upsample
+
+__all__ = [
+    "CBAM", "ECA", "BuildContext", "check_args", "make_divisible", "C2f", "SPPF", "Bottleneck", "Conv",
+    "DWConv", "CSPMirror", "CSPMirrorSeed", "Classify", "Detect", "Concat", "Upsample",
+]

@@ -1,0 +1,84 @@
+"""How a YAML row becomes a module: the build context and argument checking.
+
+Each registered module implements the classmethod ``from_yaml(c_in, args, n, ctx)`` returning
+``(module, c_out, shown_args)``; the parser itself knows nothing about any module's wiring, so a
+new block is one file plus one ``@MODULES.register()`` decorator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from torch import nn
+
+from mirrordet.utils.errors import ModelConfigError
+
+ArgSpec = Sequence[tuple[str, type | tuple[type, ...]]]
+
+
+def make_divisible(x: float, divisor: int = 8) -> int:
+    """Smallest multiple of ``divisor`` that is >= ``x``."""
+    return int(math.ceil(x / divisor) * divisor)
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Model-wide build options a module may need for its wiring.
+
+    Attributes:
+        nc: number of classes.
+        width: channel multiplier of the chosen scale.
+        depth: repeat multiplier of the chosen scale (already applied to ``n`` by the parser).
+        max_channels: channel cap of the chosen scale (applied before ``width``).
+    """
+
+    nc: int
+    width: float = 1.0
+    depth: float = 1.0
+    max_channels: int = 1 << 30
+
+    def channels(self, c: int) -> int:
+        """Scaled channel count: ``make_divisible(min(c, max_channels) * width, 8)``."""
+        return make_divisible(min(c, self.max_channels) * self.width, 8)
+
+
+def check_args(name: str, args: Sequence[Any], spec: ArgSpec, required: int = 0) -> None:
+    """Validate positional YAML ``args`` against ``spec`` = [(arg name, allowed types), ...].
+
+    Raises:
+        ModelConfigError: too many or too few arguments, or an argument of the wrong type.
+    """
+    if len(args) > len(spec) or len(args) < required:
+        expected = ", ".join(n for n, _ in spec)
+        raise ModelConfigError(
+            f"{name} takes {required}..{len(spec)} arguments [{expected}], got {len(args)}: {list(args)!r}"
+        )
+    for i, (value, (arg_name, types)) in enumerate(zip(args, spec)):
+        types = types if isinstance(types, tuple) else (types,)
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if float in types and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            allowed = " or ".join("None" if t is type(None) else t.__name__ for t in types)
+            raise ModelConfigError(f"{name} argument {i} ({arg_name}) must be {allowed}, got {value!r}")
+
+
+def single_input(name: str, c_in: Sequence[int]) -> int:
+    """The one input channel count of a single-input module (raises if ``from`` is a list)."""
+    if len(c_in) != 1:
+        raise ModelConfigError(f"{name} takes one input, but `from` lists {len(c_in)} layers")
+    return c_in[0]
+
+
+def chain(cls: type, args: Sequence[Any], n: int) -> nn.Module:
+    """``n`` stacked ``cls(c1, c2, *rest)`` modules: the first maps c1 -> c2, the others c2 -> c2.
+
+    Used for modules whose YAML ``repeats`` means "stack n of these" (``nn.Sequential``); a
+    single module is returned unwrapped when ``n == 1``.
+    """
+    c1, c2, *rest = args
+    if n == 1:
+        return cls(*args)
+    return nn.Sequential(cls(c1, c2, *rest), *(cls(c2, c2, *rest) for _ in range(n - 1)))

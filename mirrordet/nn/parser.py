@@ -1,0 +1,211 @@
+"""Model YAML -> layers. Names resolve only through ``MODULES``; args are YAML literals.
+
+Grammar (Ultralytics-compatible)::
+
+    nc: 80
+    scales: {n: [depth, width, max_channels], ...}     # optional
+    backbone: [[from, repeats, module, args], ...]
+    head:     [[from, repeats, module, args], ...]
+
+``from`` is -1 (previous layer), an absolute index, a negative offset, or a list of those.
+Inside ``args`` the only symbols are ``nc`` (the class count) and ``None``; every other string
+stays a plain string that the module validates (no string is ever evaluated).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from torch import nn
+
+import mirrordet.nn.modules  # noqa: F401  (registers the modules)
+from mirrordet.nn.modules.base import BuildContext
+from mirrordet.registry import MODULES
+from mirrordet.utils.errors import MirrordetError, ModelConfigError
+from mirrordet.utils.files import bundled_dir, find_yaml
+
+TOP_LEVEL_KEYS = {"nc", "scales", "backbone", "head", "depth_multiple", "width_multiple"}
+SYMBOLS: dict[str, Any] = {"None": None}
+SCALE_RE = re.compile(r"^(?P<base>.*?\d+)(?P<scale>[nslmx])(?P<rest>(-.*)?)$")
+
+
+@dataclass
+class LayerRow:
+    """One parsed YAML row: where it reads from, how often it repeats, what it built."""
+
+    index: int
+    source: int | list[int]
+    repeats: int
+    module_name: str
+    args: list
+    params: int = 0
+
+
+@dataclass
+class ParsedModel:
+    """Output of :func:`parse_model`."""
+
+    layers: nn.ModuleList
+    sources: list[list[int]]  # absolute input indices per layer; -1 = the input image
+    save: list[int]  # layers whose output a later, non-adjacent layer reads
+    rows: list[LayerRow] = field(default_factory=list)
+    channels: list[int] = field(default_factory=list)
+
+
+def resolve_model_yaml(cfg: str | Path) -> tuple[Path, str | None]:
+    """Find a model YAML and the scale its name implies.
+
+    ``yolov8n.yaml`` resolves to ``yolov8.yaml`` with scale ``n`` (and ``yolov8n-mirror.yaml`` to
+    ``yolov8-mirror.yaml``) when no file of the literal name exists. A path is tried first, then
+    the bundled ``models/`` folder.
+
+    Raises:
+        ModelConfigError: no such file (lists the bundled model YAMLs).
+    """
+    name = Path(cfg)
+    m = SCALE_RE.match(name.stem)
+    scale = m.group("scale") if m else None
+    path = find_yaml(name, "models")
+    if path is None and m:
+        path = find_yaml(name.with_name(f"{m.group('base')}{m.group('rest')}{name.suffix or '.yaml'}"), "models")
+    if path is None:
+        available = ", ".join(sorted(p.name for p in bundled_dir("models").glob("*.yaml")))
+        raise ModelConfigError(f"model YAML {str(cfg)!r} not found (bundled: {available})")
+    return path, scale
+
+
+def load_model_yaml(cfg: str | Path | dict) -> tuple[dict, str, str]:
+    """Read a model YAML (safe_load). Returns (dict, YAML text, source name used in errors)."""
+    if isinstance(cfg, dict):
+        return cfg, yaml.safe_dump(cfg, sort_keys=False), "<dict>"
+    path, _ = resolve_model_yaml(cfg)
+    text = path.read_text(encoding="utf-8")
+    return parse_yaml_text(text, str(path)), text, str(path)
+
+
+def parse_yaml_text(text: str, source: str) -> dict:
+    """safe_load ``text``; anything but a mapping is a ModelConfigError naming ``source``."""
+    try:
+        d = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ModelConfigError(f"{source}: not valid YAML: {e}") from None
+    if not isinstance(d, dict):
+        raise ModelConfigError(f"{source}: a model YAML must be a mapping with `backbone` and `head`")
+    return d
+
+
+def pick_scale(d: dict, scale: str | None, source: str) -> tuple[float, float, int]:
+    """(depth, width, max_channels) of ``scale`` from ``d['scales']`` (or the file's multiples)."""
+    scales = d.get("scales")
+    if scales:
+        if not isinstance(scales, dict):
+            raise ModelConfigError(f"{source}: `scales` must map a letter to [depth, width, max_channels]")
+        if scale is None:
+            scale = next(iter(scales))
+        if scale not in scales:
+            raise ModelConfigError(f"{source}: scale {scale!r} is not defined (defined: {', '.join(map(str, scales))})")
+        v = scales[scale]
+        ok = isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                         for x in v)
+        if not ok or v[0] <= 0 or v[1] <= 0 or v[2] < 1:
+            raise ModelConfigError(f"{source}: scale {scale!r} must be [depth > 0, width > 0, max_channels >= 1]")
+        return float(v[0]), float(v[1]), int(v[2])
+    if scale is not None:
+        raise ModelConfigError(f"{source}: scale {scale!r} requested but the file defines no `scales`")
+    depth, width = d.get("depth_multiple", 1.0), d.get("width_multiple", 1.0)
+    for k, v in (("depth_multiple", depth), ("width_multiple", width)):
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
+            raise ModelConfigError(f"{source}: `{k}` must be a positive number, got {v!r}")
+    return float(depth), float(width), 1 << 30
+
+
+def resolve_arg(value: Any, nc: int) -> Any:
+    """Replace the allowed symbols in one YAML argument (recursively in lists)."""
+    if isinstance(value, str):
+        if value == "nc":
+            return nc
+        return SYMBOLS.get(value, value)
+    if isinstance(value, list):
+        return [resolve_arg(v, nc) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    raise ModelConfigError(f"argument {value!r} of type {type(value).__name__} is not a YAML literal")
+
+
+def _resolve_from(f: Any, i: int) -> list[int]:
+    """Absolute source indices of ``from`` for layer ``i`` (-1 at i == 0 means the input image)."""
+    items = f if isinstance(f, list) else [f]
+    if not items or not all(isinstance(x, int) and not isinstance(x, bool) for x in items):
+        raise ModelConfigError(f"`from` must be an int or a list of ints, got {f!r}")
+    out = []
+    for x in items:
+        j = i + x if x < 0 else x
+        if (x < 0 and j < -1) or j >= i or (x >= 0 and j >= i):
+            raise ModelConfigError(f"`from` {x} is out of range for layer {i} (earlier layers: 0..{i - 1})")
+        out.append(j)
+    return out
+
+
+def parse_model(d: dict, nc: int | None = None, scale: str | None = None, ch: int = 3,
+                source: str = "<dict>") -> tuple[ParsedModel, BuildContext]:
+    """Build every row of ``d`` into modules.
+
+    Args:
+        d: the model YAML as a dict. nc: class count override. scale: scale letter.
+        ch: input image channels. source: file name used in error messages.
+
+    Raises:
+        ModelConfigError: naming ``source``, the row index and what is wrong.
+    """
+    unknown = set(d) - TOP_LEVEL_KEYS
+    if unknown:
+        raise ModelConfigError(f"{source}: unknown top-level key(s) {sorted(map(str, unknown))}; "
+                               f"allowed: {sorted(TOP_LEVEL_KEYS)}")
+    for key in ("backbone", "head"):
+        if key not in d:
+            raise ModelConfigError(f"{source}: missing `{key}` (a list of [from, repeats, module, args] rows)")
+        if not isinstance(d[key], list):
+            raise ModelConfigError(f"{source}: `{key}` must be a list of [from, repeats, module, args] rows")
+    nc = d.get("nc", 80) if nc is None else nc
+    if not isinstance(nc, int) or isinstance(nc, bool) or nc < 1:
+        raise ModelConfigError(f"{source}: `nc` must be a positive integer, got {nc!r}")
+    depth, width, max_ch = pick_scale(d, scale, source)
+    ctx = BuildContext(nc=nc, width=width, depth=depth, max_channels=max_ch)
+
+    rows = [("backbone", j, r) for j, r in enumerate(d["backbone"])] + [("head", j, r) for j, r in enumerate(d["head"])]
+    if not rows:
+        raise ModelConfigError(f"{source}: the model has no layers")
+    channels: list[int] = []
+    layers, sources, parsed, save = [], [], [], set()
+    for i, (section, j, row) in enumerate(rows):
+        where = f"{source}: layer {i} ({section} row {j})"
+        try:
+            if not isinstance(row, list) or len(row) != 4:
+                raise ModelConfigError(f"a row must be [from, repeats, module, args], got {row!r}")
+            f, n, name, args = row
+            src = _resolve_from(f, i)
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise ModelConfigError(f"repeats must be a positive integer, got {n!r}")
+            if not isinstance(name, str):
+                raise ModelConfigError(f"module must be a registered name, got {name!r}")
+            cls = MODULES.get(name)
+            if not isinstance(args, list):
+                raise ModelConfigError(f"args must be a list, got {args!r}")
+            args = [resolve_arg(a, nc) for a in args]
+            n = max(round(n * depth), 1) if n > 1 else n
+            c_in = [ch if k == -1 else channels[k] for k in src]
+            module, c_out, shown = cls.from_yaml(c_in, args, n, ctx)
+        except MirrordetError as e:
+            raise ModelConfigError(f"{where}: {e}") from None
+        except (TypeError, ValueError, IndexError, RuntimeError) as e:
+            raise ModelConfigError(f"{where}: cannot build {row!r}: {e}") from None
+        save.update(k for k in src if k not in (-1, i - 1))
+        channels.append(c_out)
+        layers.append(module)
+        sources.append(src)
+        parsed.append(LayerRow(i, f, n, name, shown, sum(p.numel() for p in module.parameters())))
+    return ParsedModel(nn.ModuleList(layers), sources, sorted(save), parsed, channels), ctx

@@ -1,0 +1,1 @@
+"""Small shared helpers: errors, logging, file IO, torch utilities."""

@@ -1,0 +1,30 @@
+"""The project's own exception types: every user-facing failure is one of these."""
+
+from __future__ import annotations
+
+
+class MirrordetError(Exception):
+    """Base class of every error mirrordet raises on purpose (bad input, bad files)."""
+
+
+class ConfigError(MirrordetError, ValueError):
+    """A bad setting: unknown key, wrong type, out-of-range value, unparsable CLI argument."""
+
+
+class ModelConfigError(MirrordetError, ValueError):
+    """A model YAML that cannot be built; the message names the file and the row."""
+
+
+class RegistryError(MirrordetError, KeyError):
+    """Unknown or duplicate registry name."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class DatasetError(MirrordetError, ValueError):
+    """A dataset YAML, split or label set that cannot be used."""
+
+
+class CheckpointError(MirrordetError, ValueError):
+    """A checkpoint that cannot be loaded safely."""

@@ -1,0 +1,99 @@
+"""Every YAML under models/ builds and runs forward + backward; reference parameter/GFLOPs parity."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mirrordet.nn import build_model
+from mirrordet.nn.info import summarize
+from mirrordet.utils.files import bundled_dir
+
+MODEL_YAMLS = sorted(p.name for p in bundled_dir("models").glob("*.yaml"))
+
+
+def test_models_folder_is_found():
+    assert "yolov8.yaml" in MODEL_YAMLS and "yolov8-mirror.yaml" in MODEL_YAMLS
+
+
+@pytest.mark.parametrize("name", MODEL_YAMLS)
+def test_model_yaml_forward_backward(name):
+    model = build_model(name, nc=3).train()
+    x = torch.randn(2, 3, 64, 64)
+    out = model(x)
+    outs = out if isinstance(out, list) else [out]
+    sum(o.float().mean() for o in outs).backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing
+    model.eval()
+    with torch.no_grad():
+        y = model(x)
+    if model.task == "detect":
+        assert y.shape[:2] == (2, 4 + 3)
+    elif model.task == "classify":
+        assert y.shape == (2, 3)
+        torch.testing.assert_close(y.sum(1), torch.ones(2))
+
+
+@pytest.mark.parametrize(
+    "name, params, gflops",
+    [("yolov8n.yaml", 3_157_200, 8.9), ("yolov8s.yaml", 11_166_560, 28.8), ("yolov8m.yaml", 25_902_640, 79.3),
+     ("yolov8l.yaml", 43_691_520, 165.7), ("yolov8x.yaml", 68_229_648, 258.5)],
+)
+def test_yolov8_reference_parity(name, params, gflops):
+    s = summarize(build_model(name), imgsz=640)
+    assert s.params == params
+    assert round(s.gflops, 1) == gflops
+    assert s.strides == [8.0, 16.0, 32.0]
+
+
+def test_yolov8n_cls_parity():
+    assert summarize(build_model("yolov8n-cls.yaml"), flops=False).params == 2_719_288
+
+
+def test_yolov8n_eval_output_shape():
+    model = build_model("yolov8n.yaml").eval()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 640, 640)).shape == (1, 84, 8400)
+
+
+@pytest.mark.parametrize("scale", list("nslmx"))
+def test_mirror_matches_yolov8_parameters_and_shapes(scale):
+    base, mirror = build_model(f"yolov8{scale}.yaml"), build_model(f"yolov8{scale}-mirror.yaml")
+    assert sum(p.numel() for p in base.parameters()) == sum(p.numel() for p in mirror.parameters())
+    if scale == "n":
+        base.eval(), mirror.eval()
+        x = torch.randn(2, 3, 96, 160)
+        with torch.no_grad():
+            assert base(x).shape == mirror(x).shape == (2, 84, 12 * 20 + 6 * 10 + 3 * 5)
+        s = summarize(mirror, imgsz=640)
+        assert 8.9 < s.gflops < 8.9 * 1.2 + 0.1  # costs more than C2f, at most ~(1 + overlap) on the blocks
+
+
+def test_mirror_yaml_differs_only_in_block():
+    text_base = (bundled_dir("models") / "yolov8.yaml").read_text()
+    text_mirror = (bundled_dir("models") / "yolov8-mirror.yaml").read_text()
+    rows = lambda t: [ln for ln in t.splitlines() if ln.strip().startswith("- [")]
+    for a, b in zip(rows(text_base), rows(text_mirror), strict=True):
+        assert a == b or ("C2f" in a and b.replace("CSPMirror", "C2f").split("]]")[0].startswith(a.split("]]")[0]))
+
+
+@pytest.mark.parametrize("size", [32, 224])
+def test_cspmirrornet53_runs(size):
+    model = build_model("cspmirrornet53-cls.yaml", scale="n").eval()
+    with torch.no_grad():
+        y = model(torch.randn(2, 3, size, size))
+    assert y.shape == (2, 10)
+    full = build_model("cspmirrornet53-cls.yaml")
+    assert full.scale is None and sum(p.numel() for p in full.parameters()) > 20_000_000
+    with torch.no_grad():
+        assert full.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_cspmirrornet53_stage_layout():
+    model = build_model("cspmirrornet53-cls.yaml")
+    blocks = [r for r in model.rows if r.module_name == "CSPMirror"]
+    assert [r.repeats for r in blocks] == [1, 2, 8, 8, 4]
+    convs = [r for r in model.rows if r.module_name == "Conv"]
+    assert [r.args[3] for r in convs[1:]] == [2, 2, 2, 2, 2]
+    assert model.rows[-1].module_name == "Classify"
