@@ -5,5 +5,6 @@ from mirrordet.losses.tal import TaskAlignedAssigner
 from mirrordet.losses.yolo import DetectionLoss, pack_targets
 
 __all__ = [
-    "DetectionLoss", "TaskAlignedAssigner", "box_losses", "dfl_decode", "distribution_focal_loss", "pack_targets",
+    "DetectionLoss", "TaskAlignedAssigner", "box_losses", "dfl_decode", "distribution_focal_loss",
+    "pack_targets",
 ]

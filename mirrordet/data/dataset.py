@@ -1,0 +1,293 @@
+"""Detection dataset: per-image records -> augmented, letterboxed samples (the sample contract).
+
+``__getitem__(i)`` returns::
+
+    img:           torch.uint8 [3, S, S] RGB (S = imgsz)
+    cls:           torch.float32 [n, 1] class indices 0..nc-1
+    bboxes:        torch.float32 [n, 4] normalized xywh relative to ``img``
+    im_file:       str
+    ori_shape:     (h0, w0) of the image file
+    resized_shape: (S, S)
+    ratio_pad:     ((gain_h, gain_w), (pad_w, pad_h)): original pixel -> img pixel is x * gain + pad.
+                   Exact for augment=False; for augmented samples it only describes the
+                   letterbox step (mosaic samples carry ((1, 1), (0, 0))).
+
+Training (augment=True): mosaic (probability ``mosaic``) or letterbox, then random affine
+(``degrees``, ``translate``, ``aug_scale``, ``shear``), HSV jitter, flips. Validation
+(augment=False): resize the longer side to S, pad to S x S: deterministic.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from mirrordet.data.augment_affine import random_affine
+from mirrordet.data.coco import load_coco_records
+from mirrordet.data.image_files import imread
+from mirrordet.data.labels import load_yolo_records
+from mirrordet.data.mosaic import mosaic4
+from mirrordet.data.transforms import (
+    AUGMENT_DEFAULTS,
+    apply_ratio_pad,
+    clip_and_filter,
+    compose_ratio_pad,
+    flip_lr,
+    flip_ud,
+    hsv_jitter,
+    letterbox,
+    resize_long_side,
+)
+from mirrordet.ops.boxes import xywhn2xyxy, xyxy2xywhn
+from mirrordet.utils.errors import DatasetError
+from mirrordet.utils.log import LOGGER
+
+
+class DetectionDataset(Dataset):
+    """Images plus boxes from per-image records (YOLO txt or COCO JSON, see labels.py / coco.py).
+
+    Args:
+        records: dicts with ``im_file``, ``shape`` (h, w), ``cls`` [n] int, ``bboxes`` [n, 4]
+            normalized xywh, optional ``image_id``.
+        imgsz: square network input side S.
+        augment: training augmentation (True) or deterministic letterbox only (False).
+        hyp: augmentation settings (hsv_h, hsv_s, hsv_v, degrees, translate, aug_scale, shear,
+            fliplr, flipud, mosaic); missing keys take ``AUGMENT_DEFAULTS``; other keys ignored.
+        names: class names {0: name, ...} (or a list).
+        cache: keep the resized images in RAM (decoded once, at construction).
+        category_ids: class k -> dataset category id (COCO); None = range(nc).
+        seed: base seed of the augmentation: sample i of epoch e draws from a generator seeded with
+            (seed, e, i), so augmentation is the same for any worker count and after a resume.
+        annotations_file: the COCO JSON of this split, when the data came from one.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[dict[str, Any]],
+        imgsz: int,
+        augment: bool,
+        hyp: Mapping[str, Any] | None = None,
+        names: Mapping[int, str] | Sequence[str] | None = None,
+        cache: bool = False,
+        category_ids: Sequence[int] | None = None,
+        seed: int = 0,
+        annotations_file: str | Path | None = None,
+    ) -> None:
+        self.records = list(records)
+        self.imgsz = int(imgsz)
+        self.augment = bool(augment)
+        hyp = hyp or {}
+        self.hyp = {k: float(hyp.get(k, v)) for k, v in AUGMENT_DEFAULTS.items()}
+        if names is None:
+            nc = 1 + max((int(c) for r in self.records for c in r["cls"]), default=0)
+            names = {i: str(i) for i in range(nc)}
+        self.names = dict(enumerate(names)) if isinstance(names, (list, tuple)) else dict(names)
+        self.nc = len(self.names)
+        self.category_ids = list(category_ids) if category_ids is not None else list(range(self.nc))
+        self.annotations_file = Path(annotations_file) if annotations_file else None
+        # Shared-memory flag: close_mosaic() reaches DataLoader workers, persistent ones included.
+        self._mosaic = torch.tensor([self.hyp["mosaic"] if self.augment else 0.0]).share_memory_()
+        self.seed = int(seed)
+        self._epoch = torch.zeros(1, dtype=torch.long).share_memory_()  # set_epoch() reaches workers too
+        self._images: list[np.ndarray | None] = [None] * len(self.records)
+        if cache:
+            self._cache_images()
+
+    # ---- records and ground truth ------------------------------------------------------------
+    @property
+    def labels(self) -> list[dict[str, Any]]:
+        """The per-image records (see class docstring)."""
+        return self.records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def image_id(self, i: int) -> int:
+        """COCO image id of sample ``i`` (its index for YOLO-format data)."""
+        return int(self.records[i].get("image_id", i))
+
+    def ground_truth(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Targets of image ``i`` in its original pixels: (cls int64 [n], boxes float64 [n, 4] xyxy)."""
+        r = self.records[i]
+        h, w = r["shape"]
+        boxes = xywhn2xyxy(np.asarray(r["bboxes"], np.float64).reshape(-1, 4), w, h)
+        return np.asarray(r["cls"], np.int64).copy(), boxes
+
+    def crowd_boxes(self, i: int) -> np.ndarray:
+        """COCO crowd regions (``iscrowd=1``, never training targets) of image ``i``: float64 [m, 4] xyxy
+        original pixels (empty for YOLO data). A COCO-exact evaluation must pass them as iscrowd=1."""
+        r = self.records[i]
+        h, w = r["shape"]
+        crowd = np.asarray(r.get("crowd", np.zeros((0, 4))), np.float64).reshape(-1, 4)
+        return xywhn2xyxy(crowd, w, h)
+
+    # ---- augmentation control ----------------------------------------------------------------
+    def close_mosaic(self) -> None:
+        """Turn mosaic off (also inside running DataLoader workers) for the final epochs."""
+        self._mosaic.fill_(0.0)
+
+    @property
+    def mosaic(self) -> float:
+        """Current mosaic probability."""
+        return float(self._mosaic[0])
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation stream of ``epoch`` (call before iterating the loader)."""
+        self._epoch.fill_(int(epoch))
+
+    def sample_rng(self, i: int) -> np.random.Generator:
+        """The augmentation generator of sample ``i`` in the current epoch."""
+        return np.random.default_rng([self.seed, int(self._epoch[0]), int(i)])
+
+    # ---- loading -----------------------------------------------------------------------------
+    def _read(self, i: int) -> np.ndarray:
+        img = imread(self.records[i]["im_file"])
+        if img is None:
+            raise DatasetError(
+                f"image {self.records[i]['im_file']} became unreadable after the label check; "
+                "delete the label cache (.cache) to re-verify the split"
+            )
+        return img
+
+    def _cache_images(self) -> None:
+        with ThreadPoolExecutor(8) as pool:
+            imgs = list(pool.map(lambda i: resize_long_side(self._read(i), self.imgsz)[0], range(len(self))))
+        self._images = imgs
+        LOGGER.info(f"cached {len(imgs)} images ({sum(im.nbytes for im in imgs) / 2**20:.1f} MiB)")
+
+    def load_resized(self, i: int) -> tuple[np.ndarray, tuple[int, int], tuple[float, float], np.ndarray]:
+        """Image ``i`` with its longer side at S, its original (h0, w0), gains (h, w) and boxes [n, 4]
+        xyxy pixels of the resized image."""
+        r = self.records[i]
+        h0, w0 = r["shape"]
+        img = self._images[i]
+        if img is None:
+            img, _ = resize_long_side(self._read(i), self.imgsz)
+        gains = (img.shape[0] / h0, img.shape[1] / w0)
+        boxes = xywhn2xyxy(np.asarray(r["bboxes"], np.float32).reshape(-1, 4), img.shape[1], img.shape[0])
+        return img, (h0, w0), gains, boxes
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        s = self.imgsz
+        img, ori_shape, gains, boxes = self.load_resized(i)
+        cls = np.asarray(self.records[i]["cls"], np.int64)
+        if not self.augment:
+            img, rp = letterbox(img, s)
+            boxes, ratio_pad = apply_ratio_pad(boxes, rp, (s, s)), compose_ratio_pad(gains, rp)
+        else:
+            img, boxes, cls, ratio_pad = self._augment(i, img, gains, boxes, cls)
+        boxes, cls = clip_and_filter(boxes, cls, (s, s))
+        rgb = np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))
+        return {
+            "img": torch.from_numpy(rgb),
+            "cls": torch.from_numpy(cls.astype(np.float32).reshape(-1, 1)),
+            "bboxes": torch.from_numpy(xyxy2xywhn(boxes.astype(np.float32), s, s).reshape(-1, 4)),
+            "im_file": self.records[i]["im_file"],
+            "ori_shape": tuple(ori_shape),
+            "resized_shape": (s, s),
+            "ratio_pad": ratio_pad,
+        }
+
+    def _augment(
+        self, i: int, img: np.ndarray, gains: tuple[float, float], boxes: np.ndarray, cls: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[tuple[float, float], tuple[float, float]]]:
+        """Train-time pipeline of sample ``i``: (img [S, S, 3], boxes [m, 4] xyxy px, cls [m], ratio_pad)."""
+        s, hyp, rng = self.imgsz, self.hyp, self.sample_rng(i)
+        affine = dict(
+            degrees=hyp["degrees"], translate=hyp["translate"], scale=hyp["aug_scale"], shear=hyp["shear"]
+        )
+        if len(self) > 0 and rng.random() < self.mosaic:
+            others = [int(j) for j in rng.integers(0, len(self), 3)]
+            parts = [(img, boxes, cls)]
+            for j in others:
+                im_j, _, _, b_j = self.load_resized(j)
+                parts.append((im_j, b_j, np.asarray(self.records[j]["cls"], np.int64)))
+            canvas, boxes, cls = mosaic4(*zip(*parts), size=s, rng=rng)
+            img, boxes, cls = random_affine(canvas, boxes, cls, rng, out_shape=(s, s), **affine)
+            ratio_pad = ((1.0, 1.0), (0.0, 0.0))
+        else:
+            img, rp = letterbox(img, s)
+            boxes, ratio_pad = apply_ratio_pad(boxes, rp, (s, s)), compose_ratio_pad(gains, rp)
+            img, boxes, cls = random_affine(img, boxes, cls, rng, out_shape=(s, s), **affine)
+        img = hsv_jitter(img, hyp["hsv_h"], hyp["hsv_s"], hyp["hsv_v"], rng)
+        if rng.random() < hyp["fliplr"]:
+            img, boxes = flip_lr(img, boxes)
+        if rng.random() < hyp["flipud"]:
+            img, boxes = flip_ud(img, boxes)
+        return img, boxes, cls, ratio_pad
+
+
+def build_detection_dataset(
+    data: Mapping[str, Any],
+    split: str,
+    imgsz: int,
+    augment: bool,
+    hyp: Mapping[str, Any] | None = None,
+    fraction: float = 1.0,
+    cache: bool = False,
+    seed: int = 0,
+) -> DetectionDataset:
+    """Build the dataset of one split of a loaded dataset YAML (``load_dataset_yaml``).
+
+    YOLO txt labels for folder / .txt / list splits, COCO JSON for ``{images, annotations}`` splits.
+
+    Args:
+        data: the dict returned by ``load_dataset_yaml``.
+        split: "train", "val" or "test".
+        imgsz: square network input side.
+        augment: training augmentation on/off.
+        hyp: augmentation settings (see DetectionDataset).
+        fraction: use the first ``fraction`` of the split's images (0 < fraction <= 1).
+        cache: keep resized images in RAM.
+        seed: augmentation seed.
+
+    Raises:
+        DatasetError: missing or empty split, every image corrupt, or no usable box at all.
+    """
+    yaml_file = data.get("yaml_file", "dataset YAML")
+    src = data.get(split)
+    if src is None:
+        raise DatasetError(f"{yaml_file}: no `{split}` split defined")
+    if not 0 < fraction <= 1:
+        raise DatasetError(f"fraction must be in (0, 1], got {fraction}")
+    nc, prefix = int(data["nc"]), f"{split}: "
+    category_ids, ann = None, None
+    if isinstance(src, Mapping):
+        records, category_ids, report = load_coco_records(
+            src["images"], src["annotations"], nc=nc, prefix=prefix
+        )
+        ann = src["annotations"]
+    else:
+        records, report = load_yolo_records(src, nc, root=data.get("path"), prefix=prefix)
+    where = f"{yaml_file}: split `{split}`"
+    if report.images == 0:
+        raise DatasetError(f"{where} has no images ({src})")
+    if not records:
+        raise DatasetError(
+            f"{where}: all {report.images} images are corrupt or missing, e.g. {report.corrupt[:3]}"
+        )
+    if report.instances == 0:
+        why = (
+            f"all {report.n_bad_rows} label rows failed the checks ({', '.join(report.bad_rows)})"
+            if report.n_bad_rows
+            else "no labels found (YOLO labels go in a 'labels' folder beside 'images')"
+        )
+        raise DatasetError(f"{where}: {why}")
+    if fraction < 1:
+        records = records[: max(1, round(len(records) * fraction))]
+    return DetectionDataset(
+        records,
+        imgsz,
+        augment,
+        hyp,
+        data.get("names"),
+        cache=cache,
+        category_ids=category_ids,
+        seed=seed,
+        annotations_file=ann,
+    )

@@ -1,0 +1,217 @@
+"""Dataset YAML: find, parse (safe_load), validate, and resolve every path to an absolute one.
+
+Format (keys not listed are ignored)::
+
+    path: ../datasets/coco        # root; relative to this YAML's folder (default: that folder)
+    train: images/train2017       # folder of images | .txt list | list of those |
+    val: images/val2017           #   {images: DIR, annotations: FILE.json} (COCO)
+    test: ...                     # optional
+    names: [person, bicycle, ...] # or {0: person, 1: bicycle, ...}
+    nc: 80                        # optional; must equal the number of names
+    task: detect                  # optional: detect | classify
+    defaults: {imgsz: 192}        # optional train-setting hints (scalars), passed through
+    synthetic: shapes             # optional: data generated on first use (shapes | shapes-cls)
+    synthetic_args: {n_train: 400}  # optional generator arguments
+
+A ``download`` key is never executed: it only earns a log line asking to fetch the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mirrordet.utils.errors import DatasetError
+from mirrordet.utils.files import bundled_dir, find_yaml
+from mirrordet.utils.log import LOGGER
+
+SPLITS = ("train", "val", "test")
+SYNTHETIC_TASKS = {"shapes": "detect", "shapes-cls": "classify"}
+SYNTHETIC_ARGS = {
+    "shapes": ("n_train", "n_val", "imgsz", "seed"),
+    "shapes-cls": ("n_train_per_class", "n_val_per_class", "imgsz", "seed"),
+}
+
+
+def default_cache_dir() -> Path:
+    """Folder for generated data: ``$MIRRORDET_CACHE`` if set, else ``~/.cache/mirrordet``."""
+    return Path(os.environ.get("MIRRORDET_CACHE") or "~/.cache/mirrordet").expanduser()
+
+
+def _names(raw: dict[str, Any], file: Path) -> dict[int, str]:
+    names, nc = raw.get("names"), raw.get("nc")
+    if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or nc <= 0):
+        raise DatasetError(f"{file}: `nc` must be a positive integer, got {nc!r}")
+    if names is None:
+        if nc is None:
+            raise DatasetError(
+                f"{file}: missing key `names` (a list of class names, or a dict {{0: name, ...}})"
+            )
+        return {i: f"class{i}" for i in range(nc)}
+    if isinstance(names, list):
+        out = {i: str(n) for i, n in enumerate(names)}
+    elif isinstance(names, dict):
+        if not all(isinstance(k, int) and not isinstance(k, bool) for k in names):
+            raise DatasetError(f"{file}: `names` dict keys must be integers 0..nc-1, got {list(names)[:5]}")
+        if sorted(names) != list(range(len(names))):
+            raise DatasetError(f"{file}: `names` dict keys must be exactly 0..{len(names) - 1} (contiguous)")
+        out = {k: str(names[k]) for k in sorted(names)}
+    else:
+        raise DatasetError(
+            f"{file}: `names` must be a list or a dict {{int: str}}, got {type(names).__name__}"
+        )
+    if not out:
+        raise DatasetError(f"{file}: `names` is empty")
+    if nc is not None and nc != len(out):
+        raise DatasetError(f"{file}: `nc: {nc}` disagrees with the {len(out)} entries of `names`")
+    return out
+
+
+def _defaults(raw: dict[str, Any], file: Path) -> dict[str, Any]:
+    d = raw.get("defaults")
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise DatasetError(f"{file}: `defaults` must be a mapping of setting -> value")
+    for k, v in d.items():
+        if not isinstance(k, str) or not (v is None or isinstance(v, (bool, int, float, str))):
+            raise DatasetError(f"{file}: `defaults.{k}` must be a scalar (number, string, bool or null)")
+    return dict(d)
+
+
+def _resolve(p: Any, root: Path, file: Path, key: str) -> Path:
+    if not isinstance(p, (str, Path)) or not str(p):
+        raise DatasetError(f"{file}: `{key}` must be a path string, got {p!r}")
+    q = Path(os.path.expanduser(str(p)))
+    q = q if q.is_absolute() else root / q
+    if not q.exists():
+        raise DatasetError(
+            f"{file}: `{key}` path {q} does not exist (set `path:` to the dataset root, "
+            f"or fetch the data first)"
+        )
+    return q.resolve()
+
+
+def _split(value: Any, root: Path, file: Path, key: str) -> Path | list[Path] | dict[str, Path]:
+    if isinstance(value, dict):
+        missing = [k for k in ("images", "annotations") if k not in value]
+        if missing:
+            raise DatasetError(
+                f"{file}: COCO split `{key}` needs keys `images` and `annotations` "
+                f"(missing {', '.join(missing)})"
+            )
+        images = _resolve(value["images"], root, file, f"{key}.images")
+        ann = _resolve(value["annotations"], root, file, f"{key}.annotations")
+        if not images.is_dir() or not ann.is_file():
+            raise DatasetError(f"{file}: `{key}` needs `images` to be a folder and `annotations` a JSON file")
+        return {"images": images, "annotations": ann}
+    if isinstance(value, list):
+        if not value:
+            raise DatasetError(f"{file}: `{key}` is an empty list")
+        return [_split_one(v, root, file, f"{key}[{i}]") for i, v in enumerate(value)]
+    return _split_one(value, root, file, key)
+
+
+def _split_one(value: Any, root: Path, file: Path, key: str) -> Path:
+    p = _resolve(value, root, file, key)
+    if p.is_file() and p.suffix.lower() != ".txt":
+        raise DatasetError(f"{file}: `{key}` {p} must be a folder of images or a .txt list of images")
+    return p
+
+
+def _synthetic(raw: dict[str, Any], file: Path) -> Path:
+    """Resolve the root of a generated dataset and generate it when absent or stale."""
+    from mirrordet.data import synthetic  # imported on use: cv2-heavy drawing code
+
+    kind = raw["synthetic"]
+    if not isinstance(kind, str) or kind not in SYNTHETIC_TASKS:
+        raise DatasetError(f"{file}: unknown `synthetic: {kind}` (known: {', '.join(SYNTHETIC_TASKS)})")
+    args = raw.get("synthetic_args") or {}
+    if not isinstance(args, dict) or any(k not in SYNTHETIC_ARGS[kind] for k in args):
+        raise DatasetError(f"{file}: `synthetic_args` accepts only {', '.join(SYNTHETIC_ARGS[kind])}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in args.values()):
+        raise DatasetError(f"{file}: `synthetic_args` values must be non-negative integers")
+    if raw.get("path"):
+        root = Path(os.path.expanduser(str(raw["path"])))
+        root = root if root.is_absolute() else file.parent / root
+    elif args:  # non-default generator settings get their own folder, so datasets never overwrite each other
+        tag = hashlib.sha256(repr(sorted(args.items())).encode()).hexdigest()[:8]
+        root = default_cache_dir() / f"{kind}-{tag}"
+    else:
+        root = default_cache_dir() / kind
+    root = root.absolute()
+    if kind == "shapes":
+        synthetic.ensure_shapes(root, **args)
+    else:
+        synthetic.ensure_shapes_cls(root, **args)
+    return root
+
+
+def load_dataset_yaml(name_or_path: str | Path) -> dict[str, Any]:
+    """Load a dataset YAML (a path, or a bundled name such as ``shapes.yaml``).
+
+    Returns:
+        dict with ``yaml_file`` (Path), ``path`` (absolute root), ``names`` ({0: str, ...}),
+        ``nc`` (int), ``train``/``val`` (resolved splits), ``test`` (or None), ``task``
+        ("detect" | "classify"), ``synthetic`` (str or None) and ``defaults`` (dict of scalars).
+        A split is an absolute Path (folder or .txt list), a list of those, or
+        ``{"images": Path, "annotations": Path}`` for COCO JSON data.
+
+    Raises:
+        DatasetError: missing file (the message lists the bundled names), bad YAML, missing
+            keys, a split path that does not exist, names/nc disagreement.
+    """
+    file = find_yaml(name_or_path, "data")
+    if file is None:
+        bundled = sorted(p.name for p in bundled_dir("data").glob("*.yaml"))
+        raise DatasetError(
+            f"dataset YAML {str(name_or_path)!r} not found (not a file; bundled: {', '.join(bundled)})"
+        )
+    file = file.resolve()
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise DatasetError(f"{file}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise DatasetError(
+            f"{file}: expected a mapping with keys path/train/val/names, got {type(raw).__name__}"
+        )
+    missing = [k for k in ("train", "val") if raw.get(k) in (None, "")]
+    if missing:
+        raise DatasetError(f"{file}: missing key(s) {', '.join('`' + k + '`' for k in missing)}")
+    if "download" in raw:
+        LOGGER.info(
+            f"{file.name}: the `download` entry is not run; fetch the data manually (see the file's comments)"
+        )
+    names = _names(raw, file)
+    defaults = _defaults(raw, file)
+    task = raw.get("task")
+    synthetic = raw.get("synthetic")
+    if synthetic is not None:
+        root = _synthetic(raw, file)
+        task = task or SYNTHETIC_TASKS[synthetic]
+    else:
+        p = raw.get("path")
+        root = Path(os.path.expanduser(str(p))) if p else file.parent
+        root = (root if root.is_absolute() else file.parent / root).resolve()
+    task = task or "detect"
+    if task not in ("detect", "classify"):
+        raise DatasetError(f"{file}: `task` must be detect or classify, got {task!r}")
+    out: dict[str, Any] = {
+        "yaml_file": file,
+        "path": root,
+        "names": names,
+        "nc": len(names),
+        "task": task,
+        "synthetic": synthetic,
+        "defaults": defaults,
+        "test": None,
+    }
+    for key in SPLITS:
+        if raw.get(key) not in (None, ""):
+            out[key] = _split(raw[key], root, file, key)
+    return out

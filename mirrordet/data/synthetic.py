@@ -1,0 +1,213 @@
+"""Deterministic synthetic datasets: "shapes" (detection, YOLO layout) and "shapes-cls" (ImageFolder).
+
+``shapes``: 4 classes (circle, square, triangle, star) with per-class colour tints (sometimes an
+arbitrary colour), 1-6 objects an image sized ~8%-50% of the side, textured noisy backgrounds,
+unlabelled clutter (lines, small flat blobs), limited overlap. Layout::
+
+    root/images/{train,val}/000000.png     root/labels/{train,val}/000000.txt
+    root/synthetic.json                    # generator name, version and arguments
+
+Each dataset is generated into a temporary sibling folder and renamed into place, so an
+interrupted generation never leaves a half dataset. Same arguments -> identical bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from mirrordet.data.synthetic_draw import (
+    SHAPE_NAMES,
+    add_clutter,
+    add_noise,
+    background,
+    draw_shape,
+    shape_color,
+    shape_extent,
+)
+from mirrordet.utils.log import LOGGER
+
+GENERATOR_VERSION = 1
+META_FILE = "synthetic.json"
+MIN_FRAC, MAX_FRAC = 0.08, 0.5  # object size range, fraction of the image side
+MAX_OVERLAP = 0.25  # intersection / smaller box area allowed between two objects
+_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 3]
+_SPLIT_CODE = {"train": 0, "val": 1}
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return iw * ih / max(smaller, 1e-9)
+
+
+def render_detection_image(
+    rng: np.random.Generator, imgsz: int
+) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+    """One "shapes" image and its objects.
+
+    Returns:
+        (img BGR uint8 [imgsz, imgsz, 3], [(class, box [4] xyxy pixels), ...]).
+    """
+    img = background(rng, imgsz)
+    add_clutter(img, rng, n_lines=int(rng.integers(0, 4)), n_blobs=int(rng.integers(0, 3)))
+    objects: list[tuple[int, np.ndarray]] = []
+    n = int(rng.integers(1, 7))
+    sizes = np.exp(rng.uniform(math.log(MIN_FRAC), math.log(MAX_FRAC), n)) * imgsz
+    for size in sorted(sizes, reverse=True):  # big first: small ones are placed into the gaps
+        cls = int(rng.integers(0, len(SHAPE_NAMES)))
+        poly, ext = shape_extent(cls, float(size), rng)
+        w, h = ext[2] - ext[0], ext[3] - ext[1]
+        if w >= imgsz - 2 or h >= imgsz - 2:
+            continue
+        for _ in range(30):
+            cx = rng.uniform(1 - ext[0], imgsz - 1 - ext[2])
+            cy = rng.uniform(1 - ext[1], imgsz - 1 - ext[3])
+            box = ext + [cx, cy, cx, cy]
+            if all(_overlap(box, b) < MAX_OVERLAP for _, b in objects):
+                draw_shape(img, cls, (cx, cy), float(size), poly, shape_color(cls, rng))
+                objects.append((cls, box))
+                break
+    return add_noise(img, rng, sigma=float(rng.uniform(4, 12))), objects
+
+
+def _write_detection_split(root: Path, split: str, n: int, imgsz: int, seed: int) -> None:
+    (root / "images" / split).mkdir(parents=True, exist_ok=True)
+    (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        rng = np.random.default_rng([seed, _SPLIT_CODE[split], i])
+        img, objects = render_detection_image(rng, imgsz)
+        name = f"{i:06d}"
+        cv2.imwrite(str(root / "images" / split / f"{name}.png"), img, _PNG)
+        rows = []
+        for cls, (x1, y1, x2, y2) in objects:
+            x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, imgsz), min(y2, imgsz)
+            rows.append(
+                f"{cls} {(x1 + x2) / 2 / imgsz:.6f} {(y1 + y2) / 2 / imgsz:.6f} "
+                f"{(x2 - x1) / imgsz:.6f} {(y2 - y1) / imgsz:.6f}"
+            )
+        (root / "labels" / split / f"{name}.txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def _meta(kind: str, args: dict[str, Any]) -> dict[str, Any]:
+    return {"generator": kind, "version": GENERATOR_VERSION, "args": args, "names": list(SHAPE_NAMES)}
+
+
+def _is_current(root: Path, meta: dict[str, Any]) -> bool:
+    try:
+        return json.loads((root / META_FILE).read_text(encoding="utf-8")) == meta
+    except (OSError, ValueError):
+        return False
+
+
+def _generate_atomically(root: Path, meta: dict[str, Any], fill: Callable[[Path], None]) -> Path:
+    """Run ``fill(tmp)`` on a fresh temp sibling of ``root``, then swap it into place."""
+    root = Path(root).absolute()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    try:
+        fill(tmp)
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        old = None
+        if root.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
+            os.replace(root, old / "d")
+        try:
+            os.replace(tmp, root)
+        except OSError:
+            if not _is_current(root, meta):  # another process did not win the race with the same data
+                raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def generate_shapes(
+    root: str | Path, n_train: int = 400, n_val: int = 100, imgsz: int = 160, seed: int = 0
+) -> Path:
+    """Generate the "shapes" detection dataset at ``root`` (replacing what is there), YOLO layout.
+
+    Args:
+        root: dataset root to create.
+        n_train, n_val: images per split.
+        imgsz: square image side in pixels.
+        seed: random seed; equal arguments give byte-identical files.
+
+    Returns:
+        root (absolute).
+    """
+    args = {"n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed}
+
+    def fill(tmp: Path) -> None:
+        _write_detection_split(tmp, "train", n_train, imgsz, seed)
+        _write_detection_split(tmp, "val", n_val, imgsz, seed)
+
+    return _generate_atomically(Path(root), _meta("shapes", args), fill)
+
+
+def ensure_shapes(root: str | Path, **kwargs: int) -> Path:
+    """``generate_shapes(root, **kwargs)`` unless ``root`` already holds exactly that dataset."""
+    args = {"n_train": 400, "n_val": 100, "imgsz": 160, "seed": 0} | kwargs
+    if not _is_current(Path(root), _meta("shapes", args)):
+        LOGGER.info(f"generating the synthetic 'shapes' dataset in {root} ...")
+        generate_shapes(root, **args)
+    return Path(root).absolute()
+
+
+def render_classification_image(rng: np.random.Generator, cls: int, imgsz: int) -> np.ndarray:
+    """One centred-ish shape of class ``cls`` on a textured background: BGR uint8 [imgsz, imgsz, 3]."""
+    img = background(rng, imgsz)
+    add_clutter(img, rng, n_lines=int(rng.integers(0, 3)), n_blobs=int(rng.integers(0, 2)))
+    size = float(rng.uniform(0.4, 0.8) * imgsz)
+    poly, ext = shape_extent(cls, size, rng)
+    cx = float(np.clip(imgsz / 2 + rng.uniform(-0.1, 0.1) * imgsz, -ext[0], imgsz - ext[2]))
+    cy = float(np.clip(imgsz / 2 + rng.uniform(-0.1, 0.1) * imgsz, -ext[1], imgsz - ext[3]))
+    draw_shape(img, cls, (cx, cy), size, poly, shape_color(cls, rng))
+    return add_noise(img, rng, sigma=float(rng.uniform(4, 12)))
+
+
+def generate_shapes_cls(
+    root: str | Path, n_train_per_class: int = 100, n_val_per_class: int = 25, imgsz: int = 64, seed: int = 0
+) -> Path:
+    """Generate the "shapes-cls" classification dataset: ``root/{train,val}/<class>/*.png``.
+
+    Returns:
+        root (absolute).
+    """
+    args = {
+        "n_train_per_class": n_train_per_class,
+        "n_val_per_class": n_val_per_class,
+        "imgsz": imgsz,
+        "seed": seed,
+    }
+
+    def fill(tmp: Path) -> None:
+        for split, n in (("train", n_train_per_class), ("val", n_val_per_class)):
+            for cls, name in enumerate(SHAPE_NAMES):
+                d = tmp / split / name
+                d.mkdir(parents=True)
+                for i in range(n):
+                    rng = np.random.default_rng([seed, 10 + _SPLIT_CODE[split], cls, i])
+                    cv2.imwrite(str(d / f"{i:05d}.png"), render_classification_image(rng, cls, imgsz), _PNG)
+
+    return _generate_atomically(Path(root), _meta("shapes-cls", args), fill)
+
+
+def ensure_shapes_cls(root: str | Path, **kwargs: int) -> Path:
+    """``generate_shapes_cls(root, **kwargs)`` unless ``root`` already holds exactly that dataset."""
+    args = {"n_train_per_class": 100, "n_val_per_class": 25, "imgsz": 64, "seed": 0} | kwargs
+    if not _is_current(Path(root), _meta("shapes-cls", args)):
+        LOGGER.info(f"generating the synthetic 'shapes-cls' dataset in {root} ...")
+        generate_shapes_cls(root, **args)
+    return Path(root).absolute()

@@ -1,0 +1,53 @@
+"""Shared set-up of train/val runs: settings merged with dataset hints, data splits, image size."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+from mirrordet.cfg import get_cfg
+from mirrordet.data.dataset import DetectionDataset, build_detection_dataset
+from mirrordet.data.dataset_yaml import load_dataset_yaml
+from mirrordet.data.loader import build_dataloader
+from mirrordet.utils.errors import ConfigError, DatasetError
+from mirrordet.utils.log import LOGGER
+
+
+def resolve_settings(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(settings, dataset dict): defaults < the dataset YAML's ``defaults:`` < user overrides."""
+    data_name = overrides.get("data") or get_cfg()["data"]
+    data = load_dataset_yaml(data_name)
+    hints = {k: v for k, v in (data.get("defaults") or {}).items() if k not in overrides}
+    try:
+        cfg = get_cfg(overrides, base=hints)
+    except ConfigError as e:
+        raise ConfigError(f"{e} (in {data.get('yaml_file', data_name)} `defaults:` or the command line)") from None
+    return cfg, data
+
+
+def check_imgsz(imgsz: int, stride: int) -> int:
+    """``imgsz`` rounded up to a multiple of the model's max stride (with a log line if changed)."""
+    new = max(int(math.ceil(imgsz / stride) * stride), stride)
+    if new != imgsz:
+        LOGGER.warning(f"imgsz={imgsz} is not a multiple of the max stride {stride}; using {new}")
+    return new
+
+
+def check_classes(model_nc: int, data: Mapping[str, Any]) -> None:
+    """The model and the dataset must agree on the class count."""
+    if int(data["nc"]) != model_nc:
+        raise DatasetError(f"{data.get('yaml_file')}: dataset has {data['nc']} classes but the model predicts "
+                           f"{model_nc}; train a model for this dataset or pass the matching data=")
+
+
+def build_split(data: Mapping[str, Any], split: str, cfg: Mapping[str, Any], imgsz: int, augment: bool,
+                batch: int, rank: int = -1, world_size: int = 1) -> tuple[DetectionDataset, Any]:
+    """Dataset + DataLoader of one split (training augmentation when ``augment``)."""
+    dataset = build_detection_dataset(data, split, imgsz, augment=augment, hyp=cfg,
+                                      fraction=cfg["fraction"] if augment else 1.0, cache=cfg["cache"],
+                                      seed=cfg["seed"])
+    loader = build_dataloader(dataset, batch, cfg["workers"], shuffle=augment, seed=cfg["seed"], rank=rank,
+                              world_size=world_size)
+    return dataset, loader
+

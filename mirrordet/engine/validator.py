@@ -1,0 +1,162 @@
+"""Detection validator: NMS -> original-image boxes -> COCOeval (pycocotools) + class table.
+
+One code path serves `mirrordet val` and the per-epoch validation of training. mAP50 and
+mAP50-95 (overall and per class) are pycocotools COCOeval's own numbers, computed on ground
+truth built from the dataset; precision/recall in the class table are taken at the confidence
+that maximizes the mean F1 over classes (IoU 0.5).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from mirrordet.data.dataset import DetectionDataset
+from mirrordet.metrics.coco_eval import coco_ground_truth, evaluate_coco, predictions_to_coco
+from mirrordet.metrics.confusion import ConfusionMatrix
+from mirrordet.metrics.detection import DetectionStats, format_class_table
+from mirrordet.ops.boxes import scale_boxes
+from mirrordet.ops.nms import non_max_suppression
+from mirrordet.utils.files import atomic_write_text
+from mirrordet.utils.log import LOGGER
+
+METRIC_KEYS = ("metrics/precision", "metrics/recall", "metrics/mAP50", "metrics/mAP50-95")
+
+
+def fitness(metrics: Mapping[str, float]) -> float:
+    """Model selection score: 0.1 * mAP50 + 0.9 * mAP50-95."""
+    return 0.1 * metrics["metrics/mAP50"] + 0.9 * metrics["metrics/mAP50-95"]
+
+
+class DetectionValidator:
+    """Validates detection models on one dataset split.
+
+    Args:
+        dataset: the split (letterbox only, ``augment=False``).
+        loader: a DataLoader over ``dataset`` (``collate_detection`` batches).
+        conf: score threshold before NMS (0.001 keeps the PR curve complete).
+        iou: NMS IoU threshold. max_det: detections kept per image.
+        save_dir: where predictions.json, metrics.json and plots go (None = nothing written).
+    """
+
+    def __init__(self, dataset: DetectionDataset, loader: Any, conf: float = 0.001, iou: float = 0.7,
+                 max_det: int = 300, save_dir: Path | None = None) -> None:
+        self.dataset, self.loader = dataset, loader
+        self.conf, self.iou, self.max_det = conf, iou, max_det
+        self.save_dir = save_dir
+        self.names = dataset.names
+        self.index_of = {r["im_file"]: i for i, r in enumerate(dataset.records)}
+        self.gt = coco_ground_truth(
+            [(dataset.image_id(i), *dataset.records[i]["shape"]) for i in range(len(dataset))],
+            [dataset.ground_truth(i) for i in range(len(dataset))],
+            dataset.category_ids, self.names)
+
+    @torch.inference_mode()
+    def __call__(self, model: torch.nn.Module, device: torch.device, half: bool = False, verbose: bool = True,
+                 plots: bool = True, save_json: bool = True) -> dict[str, Any]:
+        """Run the model over the split; returns metrics (keys ``METRIC_KEYS``, ``fitness``, ``speed``)."""
+        was_training = model.training
+        model.eval()
+        nc = len(self.names)
+        stats, confusion, dets = DetectionStats(nc), ConfusionMatrix(nc), []
+        times = np.zeros(3)
+        bar = tqdm(self.loader, desc="val", leave=False, disable=not verbose, dynamic_ncols=True)
+        for batch in bar:
+            t0 = time.perf_counter()
+            img = batch["img"].to(device, non_blocking=True)
+            img = (img.half() if half else img.float()) / 255
+            t1 = time.perf_counter()
+            preds = model(img)
+            t2 = time.perf_counter()
+            out = non_max_suppression(preds.float(), self.conf, self.iou, max_det=self.max_det, multi_label=True)
+            t3 = time.perf_counter()
+            times += (t1 - t0, t2 - t1, t3 - t2)
+            for si, det in enumerate(out):
+                i = self.index_of[batch["im_file"][si]]
+                det = det.cpu().clone()
+                scale_boxes(det[:, :4], batch["resized_shape"][si], batch["ori_shape"][si], batch["ratio_pad"][si])
+                gt_cls, gt_boxes = self.dataset.ground_truth(i)
+                stats.update(det, gt_cls, gt_boxes)
+                confusion.update(det, gt_cls, gt_boxes)
+                dets += predictions_to_coco(self.dataset.image_id(i), det[:, :4].numpy(), det[:, 4].numpy(),
+                                            det[:, 5].numpy().astype(np.int64), self.dataset.category_ids)
+        model.train(was_training)
+        n_img = max(len(self.dataset), 1)
+        speed = dict(zip(("preprocess", "inference", "postprocess"), (1000 * times / n_img).tolist()))
+
+        coco = evaluate_coco(self.gt, dets)
+        det_metrics = stats.compute()
+        rows = det_metrics.class_rows(ap50=coco.ap50, ap=coco.ap)
+        metrics: dict[str, Any] = {
+            "metrics/precision": det_metrics.mp, "metrics/recall": det_metrics.mr,
+            "metrics/mAP50": coco.map50 if coco.map50 >= 0 else 0.0,
+            "metrics/mAP50-95": coco.map if coco.map >= 0 else 0.0,
+        }
+        metrics["fitness"] = fitness(metrics)
+        metrics["speed"] = speed
+        table = format_class_table(self.names, rows if verbose else rows[:1])
+        LOGGER.info(table)
+        if verbose:
+            LOGGER.info(coco.summary_text)
+            LOGGER.info("Speed: %.1fms preprocess, %.1fms inference, %.1fms postprocess per image" %
+                        tuple(speed.values()))
+        if self.save_dir is not None:
+            self._save(metrics, rows, coco, det_metrics, confusion, dets, plots, save_json)
+        return metrics
+
+    def _save(self, metrics, rows, coco, det_metrics, confusion, dets, plots: bool, save_json: bool) -> None:
+        d = self.save_dir
+        d.mkdir(parents=True, exist_ok=True)
+        per_class = {
+            str(self.names[r.cls]): {"images": r.images, "instances": r.instances, "precision": r.p, "recall": r.r,
+                                     "mAP50": None if np.isnan(r.map50) else r.map50,
+                                     "mAP50-95": None if np.isnan(r.map) else r.map}
+            for r in rows if r.cls is not None
+        }
+        payload = {k: metrics[k] for k in (*METRIC_KEYS, "fitness", "speed")}
+        payload.update(coco_stats=coco.stats.tolist(), per_class=per_class)
+        atomic_write_text(d / "metrics.json", json.dumps(payload, indent=2))
+        if save_json:
+            atomic_write_text(d / "predictions.json", json.dumps(dets))
+            atomic_write_text(d / "ground_truth.json", json.dumps(self.gt))
+        if plots:
+            from mirrordet.plotting.confusion import plot_confusion_matrix
+            from mirrordet.plotting.pr_curve import plot_pr_curve
+
+            plot_pr_curve(det_metrics.px, det_metrics.py, coco.ap50, self.names, d / "PR_curve.png")
+            plot_confusion_matrix(confusion.matrix, self.names, d / "confusion_matrix.png")
+            plot_confusion_matrix(confusion.matrix, self.names, d / "confusion_matrix_normalized.png", normalize=True)
+
+
+def validate_model(model: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`mirrordet val`: validate a :class:`mirrordet.model.Model` on ``data``'s ``split``.
+
+    Writes runs/<task>/val/<name>/ (metrics.json, predictions.json, plots) and returns the metrics.
+    """
+    from mirrordet.engine.run_dir import run_dir
+    from mirrordet.engine.setup import build_split, check_classes, check_imgsz, resolve_settings
+    from mirrordet.utils.torch_utils import select_device
+
+    cfg, data = resolve_settings(overrides)
+    net = model.model
+    check_classes(net.nc, data)
+    net.names = dict(data["names"])
+    device = select_device(cfg["device"])
+    imgsz = check_imgsz(cfg["imgsz"], int(max(net.stride.max().item(), 32)))
+    dataset, loader = build_split(data, cfg["split"], cfg, imgsz, augment=False, batch=cfg["batch"])
+    save_dir = run_dir(net.task, "val", cfg["project"], cfg["name"], cfg["exist_ok"])
+    conf = 0.001 if cfg["conf"] is None else cfg["conf"]
+    validator = DetectionValidator(dataset, loader, conf=conf, iou=cfg["iou"], max_det=cfg["max_det"], save_dir=save_dir)
+    half = cfg["half"] and device.type == "cuda"
+    net = net.to(device)
+    if half:
+        net = net.half()
+    metrics = validator(net, device, half=half, verbose=cfg["verbose"], plots=cfg["plots"], save_json=cfg["save_json"])
+    LOGGER.info(f"Results saved to {save_dir}")
+    return metrics

@@ -1,0 +1,164 @@
+"""Training loss of YOLOv8-style anchor-free DFL heads: BCE class loss + CIoU + DFL."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+from torch.nn import functional as F
+
+from mirrordet.losses.bbox import box_losses, dfl_decode
+from mirrordet.losses.tal import TaskAlignedAssigner
+from mirrordet.ops.anchors import dist2bbox, make_anchors
+from mirrordet.ops.boxes import xywh2xyxy
+from mirrordet.utils.errors import MirrordetError
+
+
+def pack_targets(
+    cls: torch.Tensor, bboxes: torch.Tensor, batch_idx: torch.Tensor, batch_size: int, img_hw: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Flat per-batch targets -> padded per-image tensors.
+
+    Args:
+        cls: [N, 1] (or [N]) class indices.
+        bboxes: [N, 4] normalized xywh relative to the network input.
+        batch_idx: [N] image index of each box within the batch.
+        batch_size: B.
+        img_hw: (H, W) of the network input in pixels.
+
+    Returns:
+        gt_labels [B, M, 1] float, gt_bboxes [B, M, 4] xyxy pixels, mask_gt [B, M, 1] bool,
+        with M the largest number of boxes in one image (0 when the batch has no boxes).
+    """
+    device = bboxes.device
+    n = bboxes.shape[0]
+    img_idx = batch_idx.view(-1).long()
+    if n and (int(img_idx.min()) < 0 or int(img_idx.max()) >= batch_size):
+        raise MirrordetError(
+            f"batch_idx values must lie in [0, {batch_size - 1}] (batch of {batch_size} images)"
+        )
+    counts = torch.bincount(img_idx, minlength=batch_size) if n else torch.zeros(batch_size, dtype=torch.long)
+    counts = counts.to(device)
+    m = int(counts.max()) if n else 0
+    gt_labels = torch.zeros((batch_size, m, 1), dtype=torch.float32, device=device)
+    gt_bboxes = torch.zeros((batch_size, m, 4), dtype=torch.float32, device=device)
+    if n:
+        order = torch.sort(img_idx, stable=True).indices
+        sorted_img = img_idx[order]
+        starts = torch.cumsum(counts, 0) - counts  # first flat position of each image
+        slot = torch.arange(n, device=device) - starts[sorted_img]
+        h, w = img_hw
+        scale = torch.tensor([w, h, w, h], dtype=torch.float32, device=device)
+        gt_labels[sorted_img, slot] = cls.view(-1, 1)[order].float()
+        gt_bboxes[sorted_img, slot] = xywh2xyxy(bboxes[order].float() * scale)
+    mask_gt = (torch.arange(m, device=device).view(1, m) < counts.view(-1, 1)).unsqueeze(-1)
+    return gt_labels, gt_bboxes, mask_gt
+
+
+class DetectionLoss:
+    """Loss of a DFL detection head (YOLOv8 family), with a task-aligned assigner.
+
+    Args:
+        nc: number of classes.
+        strides: stride in input pixels of each prediction level, in the order of ``preds``.
+        reg_max: DFL bins per box side.
+        box: gain of the CIoU loss.
+        cls: gain of the BCE classification loss.
+        dfl: gain of the distribution focal loss.
+        tal_topk: positives per ground-truth box in the assigner.
+    """
+
+    def __init__(
+        self,
+        nc: int,
+        strides: Sequence[float],
+        reg_max: int = 16,
+        box: float = 7.5,
+        cls: float = 0.5,
+        dfl: float = 1.5,
+        tal_topk: int = 10,
+    ) -> None:
+        if nc < 1 or reg_max < 2 or not strides:
+            raise MirrordetError(
+                "DetectionLoss needs nc >= 1, reg_max >= 2 and at least one stride; "
+                f"got {nc}, {reg_max}, {strides}"
+            )
+        self.nc = int(nc)
+        self.strides = [float(s) for s in strides]
+        self.reg_max = int(reg_max)
+        self.gains = (float(box), float(cls), float(dfl))
+        self.no = 4 * self.reg_max + self.nc
+        self.assigner = TaskAlignedAssigner(topk=tal_topk, num_classes=self.nc, alpha=0.5, beta=6.0)
+
+    def __call__(
+        self, preds: Sequence[torch.Tensor], batch: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Compute the loss of one batch.
+
+        Args:
+            preds: per level raw head outputs [B, 4 * reg_max + nc, H_i, W_i] (any float dtype).
+            batch: ``cls`` [N, 1], ``bboxes`` [N, 4] normalized xywh, ``batch_idx`` [N],
+                ``img`` [B, 3, H, W] (only its shape is read).
+
+        Returns:
+            loss: scalar, (box * L_ciou + cls * L_bce + dfl * L_dfl) * B, differentiable.
+            loss_items: [3] detached (box, cls, dfl) parts, each already multiplied by its gain.
+        """
+        if len(preds) != len(self.strides):
+            raise MirrordetError(
+                f"DetectionLoss got {len(preds)} prediction levels for {len(self.strides)} strides"
+            )
+        device_type = preds[0].device.type
+        with torch.autocast(device_type=device_type, enabled=False):
+            return self._compute([p.float() for p in preds], batch)
+
+    def _compute(
+        self, feats: list[torch.Tensor], batch: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        bsz = feats[0].shape[0]
+        for i, f in enumerate(feats):
+            if f.dim() != 4 or f.shape[1] != self.no:
+                raise MirrordetError(
+                    f"prediction level {i} has shape {tuple(f.shape)}; expected [B, {self.no}, H, W] "
+                    f"(4 * reg_max={self.reg_max} + nc={self.nc})"
+                )
+        device = feats[0].device
+        flat = torch.cat([f.reshape(bsz, self.no, -1) for f in feats], 2).transpose(1, 2)  # [B, A, no]
+        pred_dist, pred_logits = flat.split((4 * self.reg_max, self.nc), -1)
+        anchor_points, stride_tensor = make_anchors(feats, self.strides, 0.5)  # [A, 2], [A, 1] grid units
+
+        img_hw = tuple(int(s) for s in batch["img"].shape[-2:])
+        gt_labels, gt_bboxes, mask_gt = pack_targets(
+            batch["cls"].to(device), batch["bboxes"].to(device), batch["batch_idx"].to(device), bsz, img_hw
+        )
+
+        pred_bboxes = dist2bbox(dfl_decode(pred_dist, self.reg_max), anchor_points, xywh=False)  # grid units
+        _, target_bboxes, target_scores, fg_mask, _ = self.assigner(
+            pred_logits.detach().sigmoid(),
+            pred_bboxes.detach() * stride_tensor,
+            anchor_points * stride_tensor,
+            gt_labels,
+            gt_bboxes,
+            mask_gt,
+        )
+        target_scores_sum = target_scores.sum().clamp(min=1.0)
+
+        loss_cls = F.binary_cross_entropy_with_logits(pred_logits, target_scores, reduction="none").sum()
+        loss_cls = loss_cls / target_scores_sum
+        if bool(fg_mask.any()):
+            loss_box, loss_dfl = box_losses(
+                pred_dist,
+                pred_bboxes,
+                anchor_points,
+                target_bboxes / stride_tensor,
+                target_scores,
+                target_scores_sum,
+                fg_mask,
+                self.reg_max,
+            )
+        else:  # keep the regression branch in the graph so every parameter gets a (zero) gradient
+            loss_box = loss_dfl = pred_dist.new_zeros(()) + pred_dist.sum() * 0.0
+
+        gain_box, gain_cls, gain_dfl = self.gains
+        parts = torch.stack((loss_box * gain_box, loss_cls * gain_cls, loss_dfl * gain_dfl))
+        return parts.sum() * bsz, parts.detach()

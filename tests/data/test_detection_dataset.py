@@ -1,0 +1,141 @@
+"""DetectionDataset: the sample contract, validation determinism, ground truth, builder errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from mirrordet.data.dataset import DetectionDataset, build_detection_dataset
+from mirrordet.data.synthetic import generate_shapes
+from mirrordet.ops.boxes import scale_boxes, xywh2xyxy
+from mirrordet.utils.errors import DatasetError
+
+NAMES = {0: "circle", 1: "square", 2: "triangle", 3: "star"}
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> dict:
+    root = generate_shapes(tmp_path_factory.mktemp("shapes") / "s", n_train=12, n_val=4, imgsz=80, seed=0)
+    return {
+        "yaml_file": root / "x.yaml",
+        "path": root,
+        "names": NAMES,
+        "nc": 4,
+        "train": root / "images" / "train",
+        "val": root / "images" / "val",
+    }
+
+
+def _check_sample(s: dict, imgsz: int) -> None:
+    assert s["img"].dtype == torch.uint8 and s["img"].shape == (3, imgsz, imgsz)
+    n = len(s["cls"])
+    assert s["cls"].dtype == torch.float32 and s["cls"].shape == (n, 1)
+    assert s["bboxes"].dtype == torch.float32 and s["bboxes"].shape == (n, 4)
+    xyxy = xywh2xyxy(s["bboxes"])
+    assert (xyxy >= -1e-6).all() and (xyxy <= 1 + 1e-6).all()
+    assert (s["bboxes"][:, 2:] > 0).all()
+    assert ((s["cls"] >= 0) & (s["cls"] < 4)).all()
+    assert isinstance(s["im_file"], str) and s["resized_shape"] == (imgsz, imgsz)
+    (gh, gw), (pw, ph) = s["ratio_pad"]
+    assert gh > 0 and gw > 0 and pw >= 0 and ph >= 0
+
+
+def test_train_samples_follow_the_contract(shapes) -> None:
+    ds = build_detection_dataset(
+        shapes, "train", 64, augment=True, hyp={"degrees": 10, "shear": 5, "flipud": 0.5}, seed=1
+    )
+    assert len(ds) == 12 and ds.nc == 4 and ds.category_ids == [0, 1, 2, 3] and ds.mosaic == 1.0
+    n_boxes = 0
+    for i in range(len(ds)):
+        s = ds[i]
+        _check_sample(s, 64)
+        n_boxes += len(s["cls"])
+    assert n_boxes > 12
+    ds.close_mosaic()
+    assert ds.mosaic == 0.0
+    for i in range(4):
+        _check_sample(ds[i], 64)
+
+
+def test_validation_is_deterministic_and_maps_back(shapes) -> None:
+    ds = build_detection_dataset(shapes, "val", 96, augment=False, hyp={})
+    for i in range(len(ds)):
+        a, b = ds[i], ds[i]
+        assert torch.equal(a["img"], b["img"]) and torch.equal(a["bboxes"], b["bboxes"])
+        _check_sample(a, 96)
+        cls, gt = ds.ground_truth(i)
+        assert a["cls"].flatten().long().tolist() == cls.tolist()
+        back = scale_boxes(xywh2xyxy(a["bboxes"].double()) * 96, (96, 96), a["ori_shape"], a["ratio_pad"])
+        np.testing.assert_allclose(back.numpy(), gt, atol=1e-3)
+        assert ds.image_id(i) == i
+
+
+def test_letterbox_of_non_square_image(tmp_path: Path) -> None:
+    im = tmp_path / "images" / "a.png"
+    im.parent.mkdir()
+    cv2.imwrite(str(im), np.full((30, 60, 3), 200, np.uint8))
+    rec = {
+        "im_file": str(im),
+        "shape": (30, 60),
+        "cls": np.array([1]),
+        "bboxes": np.array([[0.5, 0.5, 0.5, 0.5]], np.float32),
+    }
+    ds = DetectionDataset([rec], 64, augment=False, names=["a", "b"])
+    s = ds[0]
+    assert s["ori_shape"] == (30, 60) and s["ratio_pad"] == ((32 / 30, 64 / 60), (0.0, 16.0))
+    np.testing.assert_allclose(s["bboxes"].numpy(), [[0.5, 0.5, 0.5, 0.25]], atol=1e-6)
+    assert (s["img"][:, :16] == 114).all() and (s["img"][:, 16:48] == 200).all()
+    cls, gt = ds.ground_truth(0)
+    np.testing.assert_allclose(gt, [[15, 7.5, 45, 22.5]])
+
+
+def test_ram_cache_gives_identical_samples(shapes) -> None:
+    a = build_detection_dataset(shapes, "val", 64, augment=False, hyp={})
+    b = build_detection_dataset(shapes, "val", 64, augment=False, hyp={}, cache=True)
+    for i in range(len(a)):
+        assert torch.equal(a[i]["img"], b[i]["img"]) and torch.equal(a[i]["bboxes"], b[i]["bboxes"])
+
+
+def test_same_seed_same_augmentation(shapes) -> None:
+    a = build_detection_dataset(shapes, "train", 64, augment=True, hyp={}, seed=5)
+    b = build_detection_dataset(shapes, "train", 64, augment=True, hyp={}, seed=5)
+    for i in range(3):
+        assert torch.equal(a[i]["img"], b[i]["img"]) and torch.equal(a[i]["bboxes"], b[i]["bboxes"])
+
+
+def test_fraction(shapes) -> None:
+    ds = build_detection_dataset(shapes, "train", 64, augment=False, hyp={}, fraction=0.25)
+    assert len(ds) == 3
+    with pytest.raises(DatasetError, match="fraction"):
+        build_detection_dataset(shapes, "train", 64, augment=False, hyp={}, fraction=0)
+
+
+def test_builder_errors(tmp_path: Path, shapes) -> None:
+    with pytest.raises(DatasetError, match="`test`"):
+        build_detection_dataset(shapes, "test", 64, augment=False, hyp={})
+    empty = tmp_path / "e" / "images"
+    empty.mkdir(parents=True)
+    with pytest.raises(DatasetError, match="no images"):
+        build_detection_dataset(shapes | {"val": empty}, "val", 64, augment=False, hyp={})
+    bad = tmp_path / "b"
+    (bad / "images").mkdir(parents=True)
+    (bad / "labels").mkdir()
+    for k in range(3):
+        cv2.imwrite(str(bad / "images" / f"{k}.png"), np.zeros((10, 10, 3), np.uint8))
+        (bad / "labels" / f"{k}.txt").write_text("9 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(DatasetError, match="all 3 label rows failed"):
+        build_detection_dataset(shapes | {"val": bad / "images"}, "val", 64, augment=False, hyp={})
+    nolabels = tmp_path / "n" / "images"
+    nolabels.mkdir(parents=True)
+    cv2.imwrite(str(nolabels / "a.png"), np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(DatasetError, match="no labels found"):
+        build_detection_dataset(shapes | {"val": nolabels}, "val", 64, augment=False, hyp={})
+    corrupt = tmp_path / "c" / "images"
+    corrupt.mkdir(parents=True)
+    (corrupt / "a.jpg").write_bytes(b"xx")
+    with pytest.raises(DatasetError, match="corrupt"):
+        build_detection_dataset(shapes | {"val": corrupt}, "val", 64, augment=False, hyp={})

@@ -1,0 +1,119 @@
+"""End to end: train -> checkpoints -> val, COCO-exact metrics, COCO-format data, resume after SIGKILL."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mirrordet.cli import main
+
+TINY = ["model=yolov8n.yaml", "imgsz=64", "batch=8", "workers=0", "warmup_epochs=0", "close_mosaic=1"]
+
+
+def run_cli(*argv: str) -> None:
+    assert main(list(argv)) == 0
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_shapes_yaml, tmp_path_factory) -> Path:
+    project = tmp_path_factory.mktemp("runs")
+    run_cli("train", f"data={tiny_shapes_yaml}", *TINY, "epochs=2", f"project={project}", "name=exp")
+    return project / "exp"
+
+
+def test_train_writes_run_folder(trained_run):
+    for name in ("args.yaml", "results.csv", "results.png", "labels.png", "PR_curve.png", "confusion_matrix.png",
+                 "predictions.json", "metrics.json", "weights/last.pt", "weights/best.pt"):
+        assert (trained_run / name).is_file() and (trained_run / name).stat().st_size > 0, name
+    rows = read_csv(trained_run / "results.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert all(np.isfinite(float(r["train/box_loss"])) for r in rows)
+    for name in ("last.pt", "best.pt"):
+        ckpt = torch.load(trained_run / "weights" / name, map_location="cpu", weights_only=True)
+        assert "model_yaml" in ckpt and ckpt["names"][0] == "circle"
+    best = torch.load(trained_run / "weights" / "best.pt", weights_only=True)
+    assert best["optimizer"] is None and best["train_weights"] is None
+
+
+def test_run_name_increments(trained_run, tiny_shapes_yaml):
+    from mirrordet.engine.run_dir import run_dir
+
+    nxt = run_dir("detect", "train", str(trained_run.parent), "exp", exist_ok=False)
+    assert nxt.name == "exp2"
+
+
+def test_val_metrics_equal_independent_pycocotools(trained_run, tiny_shapes_yaml, tmp_path):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    run_cli("val", f"model={trained_run / 'weights/best.pt'}", f"data={tiny_shapes_yaml}", "imgsz=64", "batch=4",
+            "workers=0", f"project={tmp_path}", "name=val")
+    out = tmp_path / "val"
+    metrics = json.loads((out / "metrics.json").read_text())
+    preds = json.loads((out / "predictions.json").read_text())
+    assert preds, "the model should produce some detections at conf 0.001"
+    gt = COCO(str(out / "ground_truth.json"))
+    ev = COCOeval(gt, gt.loadRes(str(out / "predictions.json")), "bbox")
+    ev.evaluate(), ev.accumulate(), ev.summarize()
+    assert abs(ev.stats[0] - metrics["metrics/mAP50-95"]) < 1e-4
+    assert abs(ev.stats[1] - metrics["metrics/mAP50"]) < 1e-4
+    names = ["circle", "square", "triangle", "star"]
+    for k, cat in enumerate(gt.getCatIds()):
+        p = ev.eval["precision"][:, :, k, 0, 2]
+        if (p > -1).any():
+            assert abs(p[p > -1].mean() - metrics["per_class"][names[k]]["mAP50-95"]) < 1e-4
+
+
+def test_coco_format_dataset_keeps_category_ids(tiny_coco_yaml, tmp_path):
+    run_cli("train", f"data={tiny_coco_yaml}", *TINY, "epochs=1", f"project={tmp_path}", "name=coco")
+    preds = json.loads((tmp_path / "coco" / "predictions.json").read_text())
+    assert preds and {p["category_id"] for p in preds} <= {3, 7}
+    assert {p["image_id"] for p in preds} <= {100, 101, 102, 103}
+
+
+def test_dataset_class_count_mismatch_is_clear(trained_run, tiny_coco_yaml, capsys):
+    assert main(["val", f"model={trained_run / 'weights/best.pt'}", f"data={tiny_coco_yaml}", "workers=0"]) == 2
+    assert "dataset has 2 classes but the model predicts 4" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill(tiny_shapes_yaml, tmp_path):
+    """Kill training mid-epoch with SIGKILL, resume, and end at the requested epoch count."""
+    run = tmp_path / "kill"
+    cmd = [sys.executable, "-m", "mirrordet", "train", f"data={tiny_shapes_yaml}", *TINY[:2], "batch=4",
+           *TINY[3:], "epochs=3", f"project={tmp_path}", "name=kill", "plots=False"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (run / "weights" / "last.pt").exists():
+        assert proc.poll() is None, f"training exited early: {proc.stderr.read()[-2000:]}"
+        time.sleep(0.05)
+    time.sleep(0.3)  # inside epoch 2
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "training finished before it could be killed"
+    assert len(read_csv(run / "results.csv")) < 3
+    assert (run / "weights" / "last.pt").exists()
+    torch.load(run / "weights" / "last.pt", weights_only=True)  # not corrupt
+    run_cli("train", "resume=True", f"model={run / 'weights/last.pt'}")
+    rows = read_csv(run / "results.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    resumed = torch.load(run / "weights" / "last.pt", weights_only=True)
+    assert resumed["epoch"] == 3
+    # the interrupted run ends where an uninterrupted one does
+    run_cli("train", *cmd[4:-3], f"project={tmp_path}", "name=ref", "plots=False")
+    ref = torch.load(tmp_path / "ref" / "weights" / "last.pt", weights_only=True)
+    for key in ("model", "train_weights"):
+        for name, tensor in ref[key].items():
+            torch.testing.assert_close(resumed[key][name], tensor, rtol=1e-5, atol=1e-6, msg=f"{key}.{name}")
