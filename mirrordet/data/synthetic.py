@@ -156,13 +156,19 @@ def generate_shapes(
     return _generate_atomically(Path(root), _meta("shapes", args), fill)
 
 
+def _ensure(kind: str, generate: Callable[..., Path], defaults: dict[str, int], root: str | Path,
+            kwargs: dict[str, int]) -> Path:
+    """``generate(root, **args)`` unless ``root`` already holds exactly that dataset."""
+    args = defaults | kwargs
+    if not _is_current(Path(root), _meta(kind, args)):
+        LOGGER.info(f"generating the synthetic '{kind}' dataset in {root} ...")
+        generate(root, **args)
+    return Path(root).absolute()
+
+
 def ensure_shapes(root: str | Path, **kwargs: int) -> Path:
     """``generate_shapes(root, **kwargs)`` unless ``root`` already holds exactly that dataset."""
-    args = {"n_train": 400, "n_val": 100, "imgsz": 160, "seed": 0} | kwargs
-    if not _is_current(Path(root), _meta("shapes", args)):
-        LOGGER.info(f"generating the synthetic 'shapes' dataset in {root} ...")
-        generate_shapes(root, **args)
-    return Path(root).absolute()
+    return _ensure("shapes", generate_shapes, {"n_train": 400, "n_val": 100, "imgsz": 160, "seed": 0}, root, kwargs)
 
 
 def render_classification_image(rng: np.random.Generator, cls: int, imgsz: int) -> np.ndarray:
@@ -206,8 +212,5 @@ def generate_shapes_cls(
 
 def ensure_shapes_cls(root: str | Path, **kwargs: int) -> Path:
     """``generate_shapes_cls(root, **kwargs)`` unless ``root`` already holds exactly that dataset."""
-    args = {"n_train_per_class": 100, "n_val_per_class": 25, "imgsz": 64, "seed": 0} | kwargs
-    if not _is_current(Path(root), _meta("shapes-cls", args)):
-        LOGGER.info(f"generating the synthetic 'shapes-cls' dataset in {root} ...")
-        generate_shapes_cls(root, **args)
-    return Path(root).absolute()
+    defaults = {"n_train_per_class": 100, "n_val_per_class": 25, "imgsz": 64, "seed": 0}
+    return _ensure("shapes-cls", generate_shapes_cls, defaults, root, kwargs)

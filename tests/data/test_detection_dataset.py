@@ -10,24 +10,14 @@ import pytest
 import torch
 
 from mirrordet.data.dataset import DetectionDataset, build_detection_dataset
-from mirrordet.data.synthetic import generate_shapes
 from mirrordet.ops.boxes import scale_boxes, xywh2xyxy
 from mirrordet.utils.errors import DatasetError
 
-NAMES = {0: "circle", 1: "square", 2: "triangle", 3: "star"}
 
 
 @pytest.fixture(scope="module")
-def shapes(tmp_path_factory) -> dict:
-    root = generate_shapes(tmp_path_factory.mktemp("shapes") / "s", n_train=12, n_val=4, imgsz=80, seed=0)
-    return {
-        "yaml_file": root / "x.yaml",
-        "path": root,
-        "names": NAMES,
-        "nc": 4,
-        "train": root / "images" / "train",
-        "val": root / "images" / "val",
-    }
+def shapes(make_shapes) -> dict:
+    return make_shapes(12, 4, 80)
 
 
 def _check_sample(s: dict, imgsz: int) -> None:

@@ -9,23 +9,14 @@ from torch.utils.data import DistributedSampler
 from mirrordet.data.collate import collate_detection
 from mirrordet.data.dataset import DetectionDataset, build_detection_dataset
 from mirrordet.data.loader import build_dataloader
-from mirrordet.data.synthetic import generate_shapes
 from mirrordet.ops.boxes import xywh2xyxy
 
 NAMES = {0: "circle", 1: "square", 2: "triangle", 3: "star"}
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> dict:
-    root = generate_shapes(tmp_path_factory.mktemp("shapes") / "s", n_train=10, n_val=4, imgsz=64, seed=0)
-    return {
-        "yaml_file": root / "x.yaml",
-        "path": root,
-        "names": NAMES,
-        "nc": 4,
-        "train": root / "images" / "train",
-        "val": root / "images" / "val",
-    }
+def data(make_shapes) -> dict:
+    return make_shapes(10, 4, 64)
 
 
 def test_batches_match_the_contract(data) -> None:
