@@ -96,7 +96,7 @@ def _resolve(p: Any, root: Path, file: Path, key: str) -> Path:
     return q.resolve()
 
 
-def _split(value: Any, root: Path, file: Path, key: str) -> Path | list[Path] | dict[str, Path]:
+def _split(value: Any, root: Path, file: Path, key: str, task: str = "detect") -> Path | list[Path] | dict[str, Path]:
     if isinstance(value, dict):
         missing = [k for k in ("images", "annotations") if k not in value]
         if missing:
@@ -112,13 +112,13 @@ def _split(value: Any, root: Path, file: Path, key: str) -> Path | list[Path] | 
     if isinstance(value, list):
         if not value:
             raise DatasetError(f"{file}: `{key}` is an empty list")
-        return [_split_one(v, root, file, f"{key}[{i}]") for i, v in enumerate(value)]
-    return _split_one(value, root, file, key)
+        return [_split_one(v, root, file, f"{key}[{i}]", task) for i, v in enumerate(value)]
+    return _split_one(value, root, file, key, task)
 
 
-def _split_one(value: Any, root: Path, file: Path, key: str) -> Path:
+def _split_one(value: Any, root: Path, file: Path, key: str, task: str = "detect") -> Path:
     p = _resolve(value, root, file, key)
-    if p.is_file() and p.suffix.lower() != ".txt":
+    if p.is_file() and p.suffix.lower() != ".txt" and task != "classify":  # classify: CIFAR batch files
         raise DatasetError(f"{file}: `{key}` {p} must be a folder of images or a .txt list of images")
     return p
 
@@ -213,5 +213,5 @@ def load_dataset_yaml(name_or_path: str | Path) -> dict[str, Any]:
     }
     for key in SPLITS:
         if raw.get(key) not in (None, ""):
-            out[key] = _split(raw[key], root, file, key)
+            out[key] = _split(raw[key], root, file, key, task)
     return out

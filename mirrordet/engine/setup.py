@@ -7,9 +7,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mirrordet.cfg import get_cfg
-from mirrordet.data.dataset import DetectionDataset, build_detection_dataset
 from mirrordet.data.dataset_yaml import load_dataset_yaml
-from mirrordet.data.loader import build_dataloader
 from mirrordet.utils.errors import ConfigError, DatasetError
 from mirrordet.utils.log import LOGGER
 
@@ -39,15 +37,3 @@ def check_classes(model_nc: int, data: Mapping[str, Any]) -> None:
     if int(data["nc"]) != model_nc:
         raise DatasetError(f"{data.get('yaml_file')}: dataset has {data['nc']} classes but the model predicts "
                            f"{model_nc}; train a model for this dataset or pass the matching data=")
-
-
-def build_split(data: Mapping[str, Any], split: str, cfg: Mapping[str, Any], imgsz: int, augment: bool,
-                batch: int, rank: int = -1, world_size: int = 1) -> tuple[DetectionDataset, Any]:
-    """Dataset + DataLoader of one split (training augmentation when ``augment``)."""
-    dataset = build_detection_dataset(data, split, imgsz, augment=augment, hyp=cfg,
-                                      fraction=cfg["fraction"] if augment else 1.0, cache=cfg["cache"],
-                                      seed=cfg["seed"])
-    loader = build_dataloader(dataset, batch, cfg["workers"], shuffle=augment, seed=cfg["seed"], rank=rank,
-                              world_size=world_size)
-    return dataset, loader
-

@@ -25,28 +25,16 @@ from mirrordet.engine.checkpoint import CKPT_FORMAT, load_checkpoint, save_check
 from mirrordet.engine.ema import ModelEMA
 from mirrordet.engine.optim import build_lr_lambda, build_optimizer, optimizer_momentum, warmup_step
 from mirrordet.engine.run_dir import run_dir
-from mirrordet.engine.setup import build_split, check_classes, check_imgsz, resolve_settings
-from mirrordet.engine.validator import METRIC_KEYS, DetectionValidator
-from mirrordet.losses.yolo import DetectionLoss
+from mirrordet.engine.setup import check_classes, check_imgsz, resolve_settings
+from mirrordet.engine.tasks import task_for
 from mirrordet.nn.graph import ModelGraph, build_model
 from mirrordet.utils.errors import ConfigError, MirrordetError
 from mirrordet.utils.files import atomic_write_text
 from mirrordet.utils.log import LOGGER
 from mirrordet.utils.torch_utils import get_rng_state, init_seeds, select_device, set_rng_state
 
-LOSS_NAMES = ("box_loss", "cls_loss", "dfl_loss")
-
-
 class NonFiniteLossError(MirrordetError):
     """Too many consecutive non-finite losses: the run stops (last.pt stays usable)."""
-
-
-def build_criterion(model: ModelGraph, cfg: Mapping[str, Any]) -> DetectionLoss:
-    """The loss of the model's head, with its hyperparameters passed explicitly."""
-    head = model.head
-    if getattr(head, "loss", None) == "yolo":
-        return DetectionLoss(head.nc, head.stride.tolist(), head.reg_max, box=cfg["box"], cls=cfg["cls"], dfl=cfg["dfl"])
-    raise ConfigError(f"training a model whose head is {type(head).__name__} (task {model.task!r}) is not supported yet")
 
 
 class Trainer:
@@ -68,6 +56,7 @@ class Trainer:
         init_seeds(cfg["seed"], cfg["deterministic"])
         self.names = dict(self.data["names"])
         self.model = self._build_model(model)
+        self.task = task_for(self.model, self.data)
         self.stride = int(max(self.model.stride.max().item(), 32))
         self.imgsz = check_imgsz(cfg["imgsz"], self.stride)
         self.amp = bool(cfg["amp"]) and self.device.type == "cuda"
@@ -138,11 +127,12 @@ class Trainer:
         """Run the epochs; returns the final validation metrics of best.pt."""
         cfg, model, device = self.cfg, self.model, self.device
         batch = cfg["batch"]
-        train_set, train_loader = build_split(self.data, "train", cfg, self.imgsz, augment=True, batch=batch)
-        val_set, val_loader = build_split(self.data, "val", cfg, self.imgsz, augment=False, batch=batch * 2)
-        validator = DetectionValidator(val_set, val_loader, conf=0.001, iou=cfg["iou"], max_det=cfg["max_det"],
-                                       save_dir=self.save_dir)
-        criterion = build_criterion(model, cfg)
+        task = self.task
+        train_set, train_loader = task.build_split(self.data, "train", cfg, self.imgsz, augment=True, batch=batch)
+        val_set, val_loader = task.build_split(self.data, "val", cfg, self.imgsz, augment=False, batch=batch * 2)
+        validator = task.validator(val_set, val_loader, cfg, self.save_dir)
+        criterion = task.criterion(model, cfg)
+        loss_names = task.loss_names
         nb, epochs = len(train_loader), cfg["epochs"]
         accumulate = max(round(cfg["nbs"] / batch), 1)
         weight_decay = cfg["weight_decay"] * batch * accumulate / cfg["nbs"]
@@ -159,10 +149,14 @@ class Trainer:
         # last_epoch=start-1 makes the constructor set the LR of epoch `start` (needs 'initial_lr' on resume)
         scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda=lr_lambda, last_epoch=start_epoch - 1)
         csv = ResultsCSV(self.save_dir / "results.csv",
-                         ["epoch", *(f"train/{n}" for n in LOSS_NAMES), *METRIC_KEYS, "fitness", "lr/pg0", "epoch_time"],
+                         ["epoch", *(f"train/{n}" for n in loss_names), *task.metric_keys, "fitness", "lr/pg0",
+                          "epoch_time"],
                          resume_epoch=start_epoch + 1 if self.resume_ckpt is not None else None)
         if self.resume_ckpt is None:
-            atomic_write_text(self.save_dir / "args.yaml", yaml.safe_dump({**cfg, "imgsz": self.imgsz}, sort_keys=False))
+            from mirrordet.utils.versions import package_versions
+
+            args = {**cfg, "imgsz": self.imgsz, "versions": package_versions()}  # versions: to repeat the run
+            atomic_write_text(self.save_dir / "args.yaml", yaml.safe_dump(args, sort_keys=False))
             self._plot_labels(train_set)
         if start_epoch >= epochs:
             LOGGER.info(f"{self.save_dir} already finished {epochs} epochs; nothing to resume")
@@ -180,10 +174,10 @@ class Trainer:
             train_set.set_epoch(epoch)  # augmentation and shuffling depend on (seed, epoch) only: resumable
             if train_loader.generator is not None:
                 train_loader.generator.manual_seed(cfg["seed"] + epoch)
-            if epochs - epoch <= cfg["close_mosaic"] and train_set.mosaic > 0:
+            if epochs - epoch <= cfg["close_mosaic"] and getattr(train_set, "mosaic", 0) > 0:
                 LOGGER.info("Closing mosaic augmentation")
                 train_set.close_mosaic()
-            mean_loss = torch.zeros(3)
+            mean_loss = torch.zeros(len(loss_names))
             bar = tqdm(enumerate(train_loader), total=nb, disable=not cfg["verbose"], dynamic_ncols=True,
                        desc=f"{epoch + 1}/{epochs}")
             self.optimizer.zero_grad()
@@ -194,8 +188,7 @@ class Trainer:
                                 cfg["warmup_momentum"])
                     accumulate = max(1, int(np.interp(ni, [0, nw], [1, cfg["nbs"] / batch]).round()))
                 img = batch_d["img"].to(device, non_blocking=True).float() / 255
-                targets = {k: batch_d[k].to(device) for k in ("cls", "bboxes", "batch_idx")}
-                targets["img"] = img
+                targets = task.targets(batch_d, img, device)
                 with torch.autocast(device_type=device.type, enabled=self.amp):
                     loss, items = criterion(model(img), targets)
                 if not torch.isfinite(loss):
@@ -212,7 +205,7 @@ class Trainer:
                     self._optimizer_step(cfg["grad_clip"])
                     last_opt_step = ni
                 mean_loss = (mean_loss * i + items.cpu()) / (i + 1)
-                bar.set_postfix({n: f"{v:.3f}" for n, v in zip(LOSS_NAMES, mean_loss.tolist())}, refresh=False)
+                bar.set_postfix({n: f"{v:.3f}" for n, v in zip(loss_names, mean_loss.tolist())}, refresh=False)
             if last_opt_step < nb * epoch + nb - 1 and bad_steps == 0:
                 self._optimizer_step(cfg["grad_clip"])  # flush: no gradient is carried across epochs
                 last_opt_step = nb * epoch + nb - 1
@@ -225,8 +218,8 @@ class Trainer:
             improved = best_fitness is None or fit >= best_fitness
             best_fitness = fit if improved else best_fitness
             epoch_time = time.time() - t_epoch
-            csv.append({"epoch": epoch + 1, **{f"train/{n}": float(v) for n, v in zip(LOSS_NAMES, mean_loss)},
-                        **{k: float(metrics.get(k, 0.0)) for k in METRIC_KEYS}, "fitness": float(fit),
+            csv.append({"epoch": epoch + 1, **{f"train/{n}": float(v) for n, v in zip(loss_names, mean_loss)},
+                        **{k: float(metrics.get(k, 0.0)) for k in task.metric_keys}, "fitness": float(fit),
                         "lr/pg0": lr, "epoch_time": round(epoch_time, 3)})
             ckpt = self._checkpoint(epoch + 1, best_fitness)
             save_checkpoint(self.wdir / "last.pt", ckpt)
@@ -234,9 +227,9 @@ class Trainer:
                 save_checkpoint(self.wdir / "best.pt", strip_for_inference(ckpt))
             if cfg["save_period"] > 0 and (epoch + 1) % cfg["save_period"] == 0:
                 save_checkpoint(self.wdir / f"epoch{epoch + 1}.pt", strip_for_inference(ckpt))
-            LOGGER.info(f"epoch {epoch + 1}/{epochs}: " + " ".join(f"{n}={v:.4f}" for n, v in zip(LOSS_NAMES, mean_loss))
-                        + f" mAP50={metrics.get('metrics/mAP50', 0):.4f} mAP50-95={metrics.get('metrics/mAP50-95', 0):.4f}"
-                        + f" ({epoch_time:.1f}s)")
+            shown = " ".join(f"{k.split('/')[-1]}={metrics.get(k, 0):.4f}" for k in task.metric_keys[-2:])
+            LOGGER.info(f"epoch {epoch + 1}/{epochs}: " + " ".join(f"{n}={v:.4f}" for n, v in zip(loss_names, mean_loss))
+                        + f" {shown} ({epoch_time:.1f}s)")
             if cfg["plots"]:
                 from mirrordet.plotting.results import plot_results
 
@@ -268,7 +261,7 @@ class Trainer:
         LOGGER.info(f"Resuming {self.save_dir} from epoch {start + 1}")
         return start, ck.get("best_fitness")
 
-    def _final_validation(self, validator: DetectionValidator) -> dict[str, Any]:
+    def _final_validation(self, validator: Any) -> dict[str, Any]:
         from mirrordet.model import load_weights
 
         best = self.wdir / "best.pt"
@@ -284,9 +277,9 @@ class Trainer:
             return
         from mirrordet.plotting.labels import plot_labels
 
-        cls = np.concatenate([np.asarray(r["cls"]).reshape(-1) for r in dataset.records] or [np.zeros(0)])
-        boxes = np.concatenate([np.asarray(r["bboxes"]).reshape(-1, 4) for r in dataset.records] or [np.zeros((0, 4))])
-        plot_labels(cls, boxes, self.names, self.save_dir / "labels.png")
+        arrays = self.task.label_arrays(dataset)
+        if arrays is not None:
+            plot_labels(*arrays, self.names, self.save_dir / "labels.png")
 
 
 class _NoEMA:

@@ -67,6 +67,7 @@ class DetectionValidator:
         stats, confusion, dets = DetectionStats(nc), ConfusionMatrix(nc), []
         times = np.zeros(3)
         bar = tqdm(self.loader, desc="val", leave=False, disable=not verbose, dynamic_ncols=True)
+        first = None  # (batch, NMS output) of the first batch, for val_batch0.png
         for batch in bar:
             t0 = time.perf_counter()
             img = batch["img"].to(device, non_blocking=True)
@@ -77,6 +78,7 @@ class DetectionValidator:
             out = non_max_suppression(preds.float(), self.conf, self.iou, max_det=self.max_det, multi_label=True)
             t3 = time.perf_counter()
             times += (t1 - t0, t2 - t1, t3 - t2)
+            first = (batch, out) if first is None and plots else first
             for si, det in enumerate(out):
                 i = self.index_of[batch["im_file"][si]]
                 det = det.cpu().clone()
@@ -87,6 +89,10 @@ class DetectionValidator:
                 dets += predictions_to_coco(self.dataset.image_id(i), det[:, :4].numpy(), det[:, 4].numpy(),
                                             det[:, 5].numpy().astype(np.int64), self.dataset.category_ids)
         model.train(was_training)
+        if first is not None and self.save_dir is not None:
+            from mirrordet.plotting.val_batch import plot_val_batch
+
+            plot_val_batch(*first, self.names, self.save_dir / "val_batch0.png")
         n_img = max(len(self.dataset), 1)
         speed = dict(zip(("preprocess", "inference", "postprocess"), (1000 * times / n_img).tolist()))
 
@@ -140,19 +146,20 @@ def validate_model(model: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
     Writes runs/<task>/val/<name>/ (metrics.json, predictions.json, plots) and returns the metrics.
     """
     from mirrordet.engine.run_dir import run_dir
-    from mirrordet.engine.setup import build_split, check_classes, check_imgsz, resolve_settings
+    from mirrordet.engine.setup import check_classes, check_imgsz, resolve_settings
+    from mirrordet.engine.tasks import task_for
     from mirrordet.utils.torch_utils import select_device
 
     cfg, data = resolve_settings(overrides)
     net = model.model
+    task = task_for(net, data)
     check_classes(net.nc, data)
     net.names = dict(data["names"])
     device = select_device(cfg["device"])
     imgsz = check_imgsz(cfg["imgsz"], int(max(net.stride.max().item(), 32)))
-    dataset, loader = build_split(data, cfg["split"], cfg, imgsz, augment=False, batch=cfg["batch"])
+    dataset, loader = task.build_split(data, cfg["split"], cfg, imgsz, augment=False, batch=cfg["batch"])
     save_dir = run_dir(net.task, "val", cfg["project"], cfg["name"], cfg["exist_ok"])
-    conf = 0.001 if cfg["conf"] is None else cfg["conf"]
-    validator = DetectionValidator(dataset, loader, conf=conf, iou=cfg["iou"], max_det=cfg["max_det"], save_dir=save_dir)
+    validator = task.validator(dataset, loader, cfg, save_dir, conf=0.001 if cfg["conf"] is None else cfg["conf"])
     half = cfg["half"] and device.type == "cuda"
     net = net.to(device)
     if half:

@@ -1,0 +1,106 @@
+"""What differs between tasks inside the one trainer: data, loss, validator, batch targets.
+
+The task comes from the model's head (``ModelGraph.task``), never from a per-model code path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from mirrordet.data.loader import build_dataloader
+from mirrordet.engine.validator import METRIC_KEYS, DetectionValidator
+from mirrordet.engine.validator_cls import CLS_METRIC_KEYS, ClassificationValidator
+from mirrordet.nn.graph import ModelGraph
+from mirrordet.utils.errors import ConfigError, DatasetError
+
+
+class DetectTask:
+    """Detection: mosaic-augmented YOLO/COCO data, the head's DFL loss, the COCO validator."""
+
+    name = "detect"
+    loss_names = ("box_loss", "cls_loss", "dfl_loss")
+    metric_keys = METRIC_KEYS
+
+    def build_split(self, data: Mapping[str, Any], split: str, cfg: Mapping[str, Any], imgsz: int, augment: bool,
+                    batch: int, rank: int = -1, world_size: int = 1) -> tuple[Any, Any]:
+        from mirrordet.data.dataset import build_detection_dataset
+
+        dataset = build_detection_dataset(data, split, imgsz, augment=augment, hyp=cfg,
+                                          fraction=cfg["fraction"] if augment else 1.0, cache=cfg["cache"],
+                                          seed=cfg["seed"])
+        return dataset, build_dataloader(dataset, batch, cfg["workers"], shuffle=augment, seed=cfg["seed"],
+                                         rank=rank, world_size=world_size)
+
+    def validator(self, dataset: Any, loader: Any, cfg: Mapping[str, Any], save_dir: Path | None,
+                  conf: float = 0.001) -> DetectionValidator:
+        return DetectionValidator(dataset, loader, conf=conf, iou=cfg["iou"], max_det=cfg["max_det"], save_dir=save_dir)
+
+    def criterion(self, model: ModelGraph, cfg: Mapping[str, Any]) -> Any:
+        from mirrordet.losses.yolo import DetectionLoss
+
+        head = model.head
+        if getattr(head, "loss", None) != "yolo":
+            raise ConfigError(f"no loss for a {type(head).__name__} head in the detect task")
+        return DetectionLoss(head.nc, head.stride.tolist(), head.reg_max, box=cfg["box"], cls=cfg["cls"], dfl=cfg["dfl"])
+
+    def targets(self, batch: Mapping[str, Any], img: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
+        out = {k: batch[k].to(device) for k in ("cls", "bboxes", "batch_idx")}
+        out["img"] = img
+        return out
+
+    def label_arrays(self, dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(cls [N], boxes [N, 4] normalized xywh) of every training box, for labels.png."""
+        cls = np.concatenate([np.asarray(r["cls"]).reshape(-1) for r in dataset.records] or [np.zeros(0)])
+        boxes = np.concatenate([np.asarray(r["bboxes"]).reshape(-1, 4) for r in dataset.records] or [np.zeros((0, 4))])
+        return cls, boxes
+
+
+class ClassifyTask:
+    """Classification: ImageFolder / CIFAR data, cross-entropy, the top-1/top-5 validator."""
+
+    name = "classify"
+    loss_names = ("loss",)
+    metric_keys = CLS_METRIC_KEYS
+
+    def build_split(self, data: Mapping[str, Any], split: str, cfg: Mapping[str, Any], imgsz: int, augment: bool,
+                    batch: int, rank: int = -1, world_size: int = 1) -> tuple[Any, Any]:
+        from mirrordet.data.classification import build_classification_dataset
+
+        dataset = build_classification_dataset(data, split, imgsz, augment, hyp=cfg,
+                                               fraction=cfg["fraction"] if augment else 1.0, seed=cfg["seed"])
+        return dataset, build_dataloader(dataset, batch, cfg["workers"], shuffle=augment, seed=cfg["seed"],
+                                         rank=rank, world_size=world_size)
+
+    def validator(self, dataset: Any, loader: Any, cfg: Mapping[str, Any], save_dir: Path | None,
+                  conf: float = 0.0) -> ClassificationValidator:
+        return ClassificationValidator(dataset, loader, save_dir=save_dir)
+
+    def criterion(self, model: ModelGraph, cfg: Mapping[str, Any]) -> Any:
+        from mirrordet.losses.classification import ClassificationLoss
+
+        return ClassificationLoss(cfg["label_smoothing"])
+
+    def targets(self, batch: Mapping[str, Any], img: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
+        return {"cls": batch["cls"].to(device)}
+
+    def label_arrays(self, dataset: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        return None
+
+
+TASKS = {"detect": DetectTask, "classify": ClassifyTask}
+
+
+def task_for(model: ModelGraph, data: Mapping[str, Any]) -> DetectTask | ClassifyTask:
+    """The task of ``model``'s head, checked against the dataset's task."""
+    if model.task not in TASKS:
+        raise ConfigError(f"{model.source}: the last layer ({type(model.head).__name__}) is not a head of a "
+                          f"trainable task ({', '.join(TASKS)})")
+    data_task = data.get("task", "detect")
+    if data_task != model.task:
+        raise DatasetError(f"{data.get('yaml_file')} is a {data_task} dataset but {Path(model.source).name} is a "
+                           f"{model.task} model")
+    return TASKS[model.task]()
