@@ -23,6 +23,7 @@ class DetectTask:
 
     name = "detect"
     loss_names = ("box_loss", "cls_loss", "dfl_loss")
+    loss_scales_with_batch = True  # the loss is (per-image mean) x batch size
     metric_keys = METRIC_KEYS
 
     def build_split(self, data: Mapping[str, Any], split: str, cfg: Mapping[str, Any], imgsz: int, augment: bool,
@@ -64,6 +65,7 @@ class ClassifyTask:
 
     name = "classify"
     loss_names = ("loss",)
+    loss_scales_with_batch = False  # the loss is a batch mean
     metric_keys = CLS_METRIC_KEYS
 
     def build_split(self, data: Mapping[str, Any], split: str, cfg: Mapping[str, Any], imgsz: int, augment: bool,

@@ -17,11 +17,14 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
+from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from mirrordet import __version__
 from mirrordet.engine.callbacks_io import ResultsCSV
 from mirrordet.engine.checkpoint import CKPT_FORMAT, load_checkpoint, save_checkpoint, strip_for_inference
+from mirrordet.engine.distributed import (all_true, broadcast_object, checksums_agree, cleanup, dist_info,
+                                          init_distributed)
 from mirrordet.engine.ema import ModelEMA
 from mirrordet.engine.optim import build_lr_lambda, build_optimizer, optimizer_momentum, warmup_step
 from mirrordet.engine.run_dir import run_dir
@@ -52,7 +55,10 @@ class Trainer:
             overrides = self._resume_overrides(overrides)
         self.cfg, self.data = resolve_settings(overrides)
         cfg = self.cfg
-        self.device = select_device(cfg["device"])
+        self.dist = dist_info()
+        self.device = init_distributed(self.dist, select_device(cfg["device"]))
+        if not self.dist.is_main:
+            LOGGER.setLevel("WARNING")  # only rank 0 prints tables and progress
         init_seeds(cfg["seed"], cfg["deterministic"])
         self.names = dict(self.data["names"])
         self.model = self._build_model(model)
@@ -60,12 +66,15 @@ class Trainer:
         self.stride = int(max(self.model.stride.max().item(), 32))
         self.imgsz = check_imgsz(cfg["imgsz"], self.stride)
         self.amp = bool(cfg["amp"]) and self.device.type == "cuda"
+        save_dir = None
         if self.resume_ckpt is not None:
-            self.save_dir = Path(self.resume_ckpt["train_args"]["save_dir"])
-        else:
-            self.save_dir = run_dir(self.model.task, "train", cfg["project"], cfg["name"], cfg["exist_ok"])
+            save_dir = Path(self.resume_ckpt["train_args"]["save_dir"])
+        elif self.dist.is_main:  # only rank 0 creates and writes the run folder
+            save_dir = run_dir(self.model.task, "train", cfg["project"], cfg["name"], cfg["exist_ok"])
+        self.save_dir = Path(broadcast_object(str(save_dir), self.dist))
         self.wdir = self.save_dir / "weights"
-        self.wdir.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main:
+            self.wdir.mkdir(parents=True, exist_ok=True)
 
     # ---- set-up --------------------------------------------------------------------------------
     def _resume_overrides(self, overrides: dict) -> dict:
@@ -124,121 +133,176 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
-        """Run the epochs; returns the final validation metrics of best.pt."""
-        cfg, model, device = self.cfg, self.model, self.device
-        batch = cfg["batch"]
-        task = self.task
-        train_set, train_loader = task.build_split(self.data, "train", cfg, self.imgsz, augment=True, batch=batch)
-        val_set, val_loader = task.build_split(self.data, "val", cfg, self.imgsz, augment=False, batch=batch * 2)
-        validator = task.validator(val_set, val_loader, cfg, self.save_dir)
-        criterion = task.criterion(model, cfg)
-        loss_names = task.loss_names
-        nb, epochs = len(train_loader), cfg["epochs"]
-        accumulate = max(round(cfg["nbs"] / batch), 1)
-        weight_decay = cfg["weight_decay"] * batch * accumulate / cfg["nbs"]
-        iterations = math.ceil(len(train_set) / max(batch, cfg["nbs"])) * epochs
-        self.optimizer, opt_name, lr0 = build_optimizer(model, cfg["optimizer"], cfg["lr0"], cfg["momentum"],
-                                                        weight_decay, iterations, model.nc)
-        momentum = optimizer_momentum(self.optimizer)
-        lr_lambda = build_lr_lambda(epochs, cfg["lrf"], cfg["cos_lr"])
+        """Run the epochs; returns the final validation metrics of best.pt (rank 0; {} elsewhere)."""
+        try:
+            return self._train()
+        finally:
+            cleanup()
+
+    def _setup(self) -> None:
+        cfg, model, task, world = self.cfg, self.model, self.task, self.dist.world_size
+        if cfg["batch"] % world:
+            raise ConfigError(f"batch={cfg['batch']} must be a multiple of the {world} DDP processes")
+        self.batch = cfg["batch"] // world  # per rank
+        self.train_set, self.train_loader = task.build_split(self.data, "train", cfg, self.imgsz, augment=True,
+                                                             batch=self.batch, rank=self.dist.rank, world_size=world)
+        self.validator = None
+        if self.dist.is_main:  # validation runs on rank 0 only
+            val_set, val_loader = task.build_split(self.data, "val", cfg, self.imgsz, augment=False, batch=cfg["batch"] * 2)
+            self.validator = task.validator(val_set, val_loader, cfg, self.save_dir)
+        self.criterion = task.criterion(model, cfg)
+        self.accumulate = max(round(cfg["nbs"] / cfg["batch"]), 1)
+        weight_decay = cfg["weight_decay"] * cfg["batch"] * self.accumulate / cfg["nbs"]
+        iterations = math.ceil(len(self.train_set) / max(cfg["batch"], cfg["nbs"])) * cfg["epochs"]
+        self.optimizer, self.opt_name, self.lr0 = build_optimizer(model, cfg["optimizer"], cfg["lr0"], cfg["momentum"],
+                                                                  weight_decay, iterations, model.nc)
+        self.momentum = optimizer_momentum(self.optimizer)
+        self.lr_lambda = build_lr_lambda(cfg["epochs"], cfg["lrf"], cfg["cos_lr"])
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.ema = ModelEMA(model) if cfg["ema"] else _NoEMA(model)
-        start_epoch, best_fitness = 0, None
+        self.start_epoch, self.best_fitness = 0, None
         if self.resume_ckpt is not None:
-            start_epoch, best_fitness = self._restore(self.resume_ckpt)
+            self.start_epoch, self.best_fitness = self._restore(self.resume_ckpt)
         # last_epoch=start-1 makes the constructor set the LR of epoch `start` (needs 'initial_lr' on resume)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda=lr_lambda, last_epoch=start_epoch - 1)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda=self.lr_lambda,
+                                                           last_epoch=self.start_epoch - 1)
+        self.train_model: nn.Module = model
+        if self.dist.enabled:
+            if cfg["sync_bn"]:
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+                self.model = model
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+    def _write_run_header(self) -> ResultsCSV:
+        cfg, task = self.cfg, self.task
         csv = ResultsCSV(self.save_dir / "results.csv",
-                         ["epoch", *(f"train/{n}" for n in loss_names), *task.metric_keys, "fitness", "lr/pg0",
+                         ["epoch", *(f"train/{n}" for n in task.loss_names), *task.metric_keys, "fitness", "lr/pg0",
                           "epoch_time"],
-                         resume_epoch=start_epoch + 1 if self.resume_ckpt is not None else None)
+                         resume_epoch=self.start_epoch + 1 if self.resume_ckpt is not None else None)
         if self.resume_ckpt is None:
             from mirrordet.utils.versions import package_versions
 
             args = {**cfg, "imgsz": self.imgsz, "versions": package_versions()}  # versions: to repeat the run
             atomic_write_text(self.save_dir / "args.yaml", yaml.safe_dump(args, sort_keys=False))
-            self._plot_labels(train_set)
-        if start_epoch >= epochs:
+            self._plot_labels(self.train_set)
+        return csv
+
+    def _train(self) -> dict[str, Any]:
+        cfg, main = self.cfg, self.dist.is_main
+        self._setup()
+        csv = self._write_run_header() if main else None
+        epochs = cfg["epochs"]
+        if self.start_epoch >= epochs:
             LOGGER.info(f"{self.save_dir} already finished {epochs} epochs; nothing to resume")
             return {}
-        nw = max(round(cfg["warmup_epochs"] * nb), 100) if cfg["warmup_epochs"] > 0 else -1
+        nb = len(self.train_loader)
+        self.nw = max(round(cfg["warmup_epochs"] * nb), 100) if cfg["warmup_epochs"] > 0 else -1
+        ddp = f", DDP x{self.dist.world_size} ({self.batch}/rank)" if self.dist.enabled else ""
         LOGGER.info(f"Training {Path(str(cfg['model'])).name} on {self.data.get('yaml_file')} for {epochs} epochs: "
-                    f"imgsz {self.imgsz}, batch {batch} (accumulate {accumulate}), {opt_name}(lr={lr0:g}), "
-                    f"device {device}, AMP {self.amp}, {len(train_set)} train / {len(val_set)} val images\n"
-                    f"Logging results to {self.save_dir}")
-        last_opt_step, bad_steps, patience_left = -1, 0, cfg["patience"] or float("inf")
-        metrics: dict[str, Any] = {}
-        for epoch in range(start_epoch, epochs):
+                    f"imgsz {self.imgsz}, batch {cfg['batch']} (accumulate {self.accumulate}){ddp}, "
+                    f"{self.opt_name}(lr={self.lr0:g}), device {self.device}, AMP {self.amp}, "
+                    f"{len(self.train_set)} train images\nLogging results to {self.save_dir}")
+        self.last_opt_step, self.bad_steps = -1, 0
+        patience_left = cfg["patience"] or float("inf")
+        for epoch in range(self.start_epoch, epochs):
             t_epoch = time.time()
-            model.train()
-            train_set.set_epoch(epoch)  # augmentation and shuffling depend on (seed, epoch) only: resumable
-            if train_loader.generator is not None:
-                train_loader.generator.manual_seed(cfg["seed"] + epoch)
-            if epochs - epoch <= cfg["close_mosaic"] and getattr(train_set, "mosaic", 0) > 0:
-                LOGGER.info("Closing mosaic augmentation")
-                train_set.close_mosaic()
-            mean_loss = torch.zeros(len(loss_names))
-            bar = tqdm(enumerate(train_loader), total=nb, disable=not cfg["verbose"], dynamic_ncols=True,
-                       desc=f"{epoch + 1}/{epochs}")
-            self.optimizer.zero_grad()
-            for i, batch_d in bar:
-                ni = i + nb * epoch
-                if ni <= nw:
-                    warmup_step(self.optimizer, ni, nw, epoch, lr_lambda, lr0, cfg["warmup_bias_lr"], momentum,
-                                cfg["warmup_momentum"])
-                    accumulate = max(1, int(np.interp(ni, [0, nw], [1, cfg["nbs"] / batch]).round()))
-                img = batch_d["img"].to(device, non_blocking=True).float() / 255
-                targets = task.targets(batch_d, img, device)
-                with torch.autocast(device_type=device.type, enabled=self.amp):
-                    loss, items = criterion(model(img), targets)
-                if not torch.isfinite(loss):
-                    bad_steps += 1
-                    LOGGER.warning(f"non-finite loss at epoch {epoch + 1} batch {i}: step skipped ({bad_steps} in a row)")
-                    self.optimizer.zero_grad()
-                    if bad_steps >= cfg["max_bad_steps"]:
-                        raise NonFiniteLossError(f"{bad_steps} non-finite losses in a row; stopping. "
-                                                 f"{self.wdir / 'last.pt'} holds the last good epoch")
-                    continue
-                bad_steps = 0
-                self.scaler.scale(loss).backward()
-                if ni - last_opt_step >= accumulate:
-                    self._optimizer_step(cfg["grad_clip"])
-                    last_opt_step = ni
-                mean_loss = (mean_loss * i + items.cpu()) / (i + 1)
-                bar.set_postfix({n: f"{v:.3f}" for n, v in zip(loss_names, mean_loss.tolist())}, refresh=False)
-            if last_opt_step < nb * epoch + nb - 1 and bad_steps == 0:
-                self._optimizer_step(cfg["grad_clip"])  # flush: no gradient is carried across epochs
-                last_opt_step = nb * epoch + nb - 1
+            mean_loss = self._train_epoch(epoch)
             lr = self.optimizer.param_groups[0]["lr"]
-            scheduler.step()
-            final = epoch + 1 == epochs
-            if cfg["val"] or final:
-                metrics = validator(self.ema.ema, device, verbose=False, plots=False, save_json=False)
-            fit = metrics.get("fitness", 0.0)
-            improved = best_fitness is None or fit >= best_fitness
-            best_fitness = fit if improved else best_fitness
-            epoch_time = time.time() - t_epoch
-            csv.append({"epoch": epoch + 1, **{f"train/{n}": float(v) for n, v in zip(loss_names, mean_loss)},
-                        **{k: float(metrics.get(k, 0.0)) for k in task.metric_keys}, "fitness": float(fit),
-                        "lr/pg0": lr, "epoch_time": round(epoch_time, 3)})
-            ckpt = self._checkpoint(epoch + 1, best_fitness)
-            save_checkpoint(self.wdir / "last.pt", ckpt)
-            if improved:
-                save_checkpoint(self.wdir / "best.pt", strip_for_inference(ckpt))
-            if cfg["save_period"] > 0 and (epoch + 1) % cfg["save_period"] == 0:
-                save_checkpoint(self.wdir / f"epoch{epoch + 1}.pt", strip_for_inference(ckpt))
-            shown = " ".join(f"{k.split('/')[-1]}={metrics.get(k, 0):.4f}" for k in task.metric_keys[-2:])
-            LOGGER.info(f"epoch {epoch + 1}/{epochs}: " + " ".join(f"{n}={v:.4f}" for n, v in zip(loss_names, mean_loss))
-                        + f" {shown} ({epoch_time:.1f}s)")
-            if cfg["plots"]:
-                from mirrordet.plotting.results import plot_results
-
-                plot_results(self.save_dir / "results.csv")
-            patience_left = cfg["patience"] if improved and cfg["patience"] else patience_left - 1
-            if patience_left <= 0 and not final:
-                LOGGER.info(f"Stopping early: no improvement in the last {cfg['patience']} epochs")
+            self.scheduler.step()
+            stop = False
+            if main:
+                improved = self._end_epoch(epoch, mean_loss, lr, time.time() - t_epoch, csv)
+                patience_left = cfg["patience"] if improved and cfg["patience"] else patience_left - 1
+                stop = patience_left <= 0 and epoch + 1 < epochs
+                if stop:
+                    LOGGER.info(f"Stopping early: no improvement in the last {cfg['patience']} epochs")
+            if broadcast_object(stop, self.dist):
                 break
-        return self._final_validation(validator)
+        sums = checksums_agree(self.model, self.dist, self.device)
+        if self.dist.enabled:
+            if max(sums) != min(sums):
+                raise MirrordetError(f"DDP ranks ended with different weights (checksums {sums})")
+            LOGGER.info(f"weights identical across {self.dist.world_size} ranks (checksum {sums[0]:.6f})")
+        return self._final_validation() if main else {}
+
+    def _train_epoch(self, epoch: int) -> torch.Tensor:
+        """One pass over the training split; returns the mean loss items [L]."""
+        cfg, task, device, nb = self.cfg, self.task, self.device, len(self.train_loader)
+        self.train_model.train()
+        self.train_set.set_epoch(epoch)  # augmentation and shuffling depend on (seed, epoch) only: resumable
+        if isinstance(self.train_loader.sampler, DistributedSampler):
+            self.train_loader.sampler.set_epoch(epoch)
+        elif self.train_loader.generator is not None:
+            self.train_loader.generator.manual_seed(cfg["seed"] + epoch)
+        if cfg["epochs"] - epoch <= cfg["close_mosaic"] and getattr(self.train_set, "mosaic", 0) > 0:
+            LOGGER.info("Closing mosaic augmentation")
+            self.train_set.close_mosaic()
+        mean_loss = torch.zeros(len(task.loss_names))
+        bar = tqdm(enumerate(self.train_loader), total=nb, disable=not (cfg["verbose"] and self.dist.is_main),
+                   dynamic_ncols=True, desc=f"{epoch + 1}/{cfg['epochs']}")
+        self.optimizer.zero_grad()
+        for i, batch_d in bar:
+            ni = i + nb * epoch
+            if ni <= self.nw:
+                warmup_step(self.optimizer, ni, self.nw, epoch, self.lr_lambda, self.lr0, cfg["warmup_bias_lr"],
+                            self.momentum, cfg["warmup_momentum"])
+                self.accumulate = max(1, int(np.interp(ni, [0, self.nw], [1, cfg["nbs"] / cfg["batch"]]).round()))
+            img = batch_d["img"].to(device, non_blocking=True).float() / 255
+            targets = task.targets(batch_d, img, device)
+            with torch.autocast(device_type=device.type, enabled=self.amp):
+                loss, items = self.criterion(self.train_model(img), targets)
+            if not all_true(bool(torch.isfinite(loss)), self.dist, device):  # every rank skips together
+                self._skip_step(epoch, i)
+                continue
+            self.bad_steps = 0
+            if task.loss_scales_with_batch:
+                loss = loss * self.dist.world_size  # DDP averages gradients; keep the global-batch scale
+            self.scaler.scale(loss).backward()
+            if ni - self.last_opt_step >= self.accumulate:
+                self._optimizer_step(cfg["grad_clip"])
+                self.last_opt_step = ni
+            mean_loss = (mean_loss * i + items.cpu()) / (i + 1)
+            bar.set_postfix({n: f"{v:.3f}" for n, v in zip(task.loss_names, mean_loss.tolist())}, refresh=False)
+        if self.last_opt_step < nb * epoch + nb - 1 and self.bad_steps == 0:
+            self._optimizer_step(cfg["grad_clip"])  # flush: no gradient is carried across epochs
+            self.last_opt_step = nb * epoch + nb - 1
+        return mean_loss
+
+    def _skip_step(self, epoch: int, i: int) -> None:
+        self.bad_steps += 1
+        LOGGER.warning(f"non-finite loss at epoch {epoch + 1} batch {i}: step skipped ({self.bad_steps} in a row)")
+        self.optimizer.zero_grad()
+        if self.bad_steps >= self.cfg["max_bad_steps"]:
+            raise NonFiniteLossError(f"{self.bad_steps} non-finite losses in a row; stopping. "
+                                     f"{self.wdir / 'last.pt'} holds the last completed epoch")
+
+    def _end_epoch(self, epoch: int, mean_loss: torch.Tensor, lr: float, epoch_time: float, csv: ResultsCSV) -> bool:
+        """Rank 0: validate, log a results row, write checkpoints and plots. Returns 'fitness improved'."""
+        cfg, task = self.cfg, self.task
+        metrics: dict[str, Any] = {}
+        if cfg["val"] or epoch + 1 == cfg["epochs"]:
+            metrics = self.validator(self.ema.ema, self.device, verbose=False, plots=False, save_json=False)
+        fit = metrics.get("fitness", 0.0)
+        improved = self.best_fitness is None or fit >= self.best_fitness
+        self.best_fitness = fit if improved else self.best_fitness
+        csv.append({"epoch": epoch + 1, **{f"train/{n}": float(v) for n, v in zip(task.loss_names, mean_loss)},
+                    **{k: float(metrics.get(k, 0.0)) for k in task.metric_keys}, "fitness": float(fit),
+                    "lr/pg0": lr, "epoch_time": round(epoch_time, 3)})
+        ckpt = self._checkpoint(epoch + 1, self.best_fitness)
+        save_checkpoint(self.wdir / "last.pt", ckpt)
+        if improved:
+            save_checkpoint(self.wdir / "best.pt", strip_for_inference(ckpt))
+        if cfg["save_period"] > 0 and (epoch + 1) % cfg["save_period"] == 0:
+            save_checkpoint(self.wdir / f"epoch{epoch + 1}.pt", strip_for_inference(ckpt))
+        shown = " ".join(f"{k.split('/')[-1]}={metrics.get(k, 0):.4f}" for k in task.metric_keys[-2:])
+        LOGGER.info(f"epoch {epoch + 1}/{cfg['epochs']}: "
+                    + " ".join(f"{n}={v:.4f}" for n, v in zip(task.loss_names, mean_loss)) + f" {shown} ({epoch_time:.1f}s)")
+        if cfg["plots"]:
+            from mirrordet.plotting.results import plot_results
+
+            plot_results(self.save_dir / "results.csv")
+        return improved
 
     def _optimizer_step(self, grad_clip: float) -> None:
         self.scaler.unscale_(self.optimizer)
@@ -261,13 +325,13 @@ class Trainer:
         LOGGER.info(f"Resuming {self.save_dir} from epoch {start + 1}")
         return start, ck.get("best_fitness")
 
-    def _final_validation(self, validator: Any) -> dict[str, Any]:
+    def _final_validation(self) -> dict[str, Any]:
         from mirrordet.model import load_weights
 
         best = self.wdir / "best.pt"
         model, _ = load_weights(best)
         LOGGER.info(f"Validating {best}")
-        metrics = validator(model.to(self.device), self.device, verbose=self.cfg["verbose"], plots=self.cfg["plots"],
+        metrics = self.validator(model.to(self.device), self.device, verbose=self.cfg["verbose"], plots=self.cfg["plots"],
                             save_json=self.cfg["save_json"])
         LOGGER.info(f"Results saved to {self.save_dir}")
         return metrics
