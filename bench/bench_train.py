@@ -18,7 +18,6 @@ import argparse
 import csv
 import json
 import platform
-import resource
 import statistics
 import subprocess
 import sys

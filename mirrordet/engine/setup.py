@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any, Mapping
 
 from mirrordet.cfg import get_cfg

@@ -13,7 +13,6 @@ from mirrordet.cli import main
 from mirrordet.engine.checkpoint import load_checkpoint, save_checkpoint
 from mirrordet.engine.tasks import DetectTask
 from mirrordet.engine.trainer import NonFiniteLossError, Trainer
-from mirrordet.utils.files import atomic_write_bytes
 
 TINY = {"model": "yolov8n.yaml", "imgsz": 64, "batch": 8, "workers": 0, "warmup_epochs": 0, "close_mosaic": 1,
         "plots": False, "verbose": False}

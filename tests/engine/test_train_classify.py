@@ -10,7 +10,6 @@ import torch
 from mirrordet.cli import main
 
 import importlib.util
-import sys
 from pathlib import Path
 
 _spec = importlib.util.spec_from_file_location("cls_data_helpers", Path(__file__).parents[1] / "data" / "test_classification_data.py")
