@@ -1,0 +1,47 @@
+"""Shared helpers of the model-building tests."""
+
+import pytest
+import torch
+
+
+def training_objective(model, out, x: torch.Tensor) -> torch.Tensor:
+    """A scalar to backpropagate from a training-mode forward ``out`` of ``model`` on ``x``.
+
+    Usually the sum of the outputs' means. Heads whose loss runs part of the head
+    (``loss_runs_head``, e.g. the two-stage RoI stage) get their real loss on one box per image,
+    so that every parameter can receive a gradient.
+    """
+    if getattr(model.layers[-1], "loss_runs_head", False):
+        from mirrordet.cfg import load_defaults
+        from mirrordet.losses.registry import build_loss
+
+        b = x.shape[0]
+        batch = {"img": x, "cls": torch.zeros(b, 1), "batch_idx": torch.arange(b).float(),
+                 "bboxes": torch.tensor([[0.5, 0.5, 0.4, 0.5]]).repeat(b, 1)}
+        loss, items = build_loss(model.layers[-1], load_defaults())(out, batch)
+        assert torch.isfinite(items).all()
+        return loss
+    outs = out if isinstance(out, list) else [out]
+    return sum(o.float().mean() for o in outs)
+
+
+def upstream_parameters(model) -> list[tuple[str, torch.nn.Parameter]]:
+    """Trainable parameters of the last layer and of every layer it reads, directly or not."""
+    keep, todo = set(), [len(model.layers) - 1]
+    while todo:
+        i = todo.pop()
+        if i >= 0 and i not in keep:
+            keep.add(i)
+            todo.extend(model.sources[i])
+    return [(f"layers.{i}.{n}", p) for i in sorted(keep) for n, p in model.layers[i].named_parameters()
+            if p.requires_grad]
+
+
+@pytest.fixture
+def objective():
+    return training_objective
+
+
+@pytest.fixture
+def upstream():
+    return upstream_parameters
