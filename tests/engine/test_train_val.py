@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -94,7 +95,8 @@ def test_resume_after_sigkill(tiny_shapes_yaml, tmp_path):
     run = tmp_path / "kill"
     cmd = [sys.executable, "-m", "mirrordet", "train", f"data={tiny_shapes_yaml}", *TINY[:2], "batch=4",
            *TINY[3:], "epochs=3", f"project={tmp_path}", "name=kill", "plots=False"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # every run below uses the same thread count: same float order
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 300
     while time.time() < deadline and not (run / "weights" / "last.pt").exists():
         assert proc.poll() is None, f"training exited early: {proc.stderr.read()[-2000:]}"
@@ -105,13 +107,14 @@ def test_resume_after_sigkill(tiny_shapes_yaml, tmp_path):
     assert len(read_csv(run / "results.csv")) < 3
     assert (run / "weights" / "last.pt").exists()
     torch.load(run / "weights" / "last.pt", weights_only=True)  # not corrupt
-    run_cli("train", "resume=True", f"model={run / 'weights/last.pt'}")
+    subprocess.run([*cmd[:3], "train", "resume=True", f"model={run / 'weights/last.pt'}"], env=env, check=True,
+                   capture_output=True)
     rows = read_csv(run / "results.csv")
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     resumed = torch.load(run / "weights" / "last.pt", weights_only=True)
     assert resumed["epoch"] == 3
     # the interrupted run ends where an uninterrupted one does
-    run_cli("train", *cmd[4:-3], f"project={tmp_path}", "name=ref", "plots=False")
+    subprocess.run([*cmd[:-2], "name=ref", "plots=False"], env=env, check=True, capture_output=True)
     ref = torch.load(tmp_path / "ref" / "weights" / "last.pt", weights_only=True)
     for key in ("model", "train_weights"):
         for name, tensor in ref[key].items():
