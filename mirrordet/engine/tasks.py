@@ -41,12 +41,18 @@ class DetectTask:
         return DetectionValidator(dataset, loader, conf=conf, iou=cfg["iou"], max_det=cfg["max_det"], save_dir=save_dir)
 
     def criterion(self, model: ModelGraph, cfg: Mapping[str, Any]) -> Any:
-        from mirrordet.losses.yolo import DetectionLoss
+        """The loss of the model's head family (``head.loss`` -> mirrordet.losses.registry); also sets
+        ``loss_names`` to the loss's item names (results.csv columns)."""
+        from mirrordet.losses.registry import build_loss
+        from mirrordet.utils.errors import RegistryError
 
         head = model.head
-        if getattr(head, "loss", None) != "yolo":
-            raise ConfigError(f"no loss for a {type(head).__name__} head in the detect task")
-        return DetectionLoss(head.nc, head.stride.tolist(), head.reg_max, box=cfg["box"], cls=cfg["cls"], dfl=cfg["dfl"])
+        try:
+            loss = build_loss(head, cfg)
+        except RegistryError as e:
+            raise ConfigError(f"no loss for a {type(head).__name__} head in the detect task: {e}") from None
+        self.loss_names = tuple(loss.names)
+        return loss
 
     def targets(self, batch: Mapping[str, Any], img: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
         out = {k: batch[k].to(device) for k in ("cls", "bboxes", "batch_idx")}

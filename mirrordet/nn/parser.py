@@ -53,7 +53,7 @@ class ParsedModel:
     sources: list[list[int]]  # absolute input indices per layer; -1 = the input image
     save: list[int]  # layers whose output a later, non-adjacent layer reads
     rows: list[LayerRow] = field(default_factory=list)
-    channels: list[int] = field(default_factory=list)
+    channels: list[int | list[int]] = field(default_factory=list)  # a list for multi-output layers
 
 
 def resolve_model_yaml(cfg: str | Path) -> tuple[Path, str | None]:
@@ -179,7 +179,7 @@ def parse_model(d: dict, nc: int | None = None, scale: str | None = None, ch: in
     rows = [("backbone", j, r) for j, r in enumerate(d["backbone"])] + [("head", j, r) for j, r in enumerate(d["head"])]
     if not rows:
         raise ModelConfigError(f"{source}: the model has no layers")
-    channels: list[int] = []
+    channels: list[int | list[int]] = []  # per layer: int, or a list for layers that output a list
     layers, sources, parsed, save = [], [], [], set()
     for i, (section, j, row) in enumerate(rows):
         where = f"{source}: layer {i} ({section} row {j})"

@@ -9,8 +9,17 @@ from mirrordet.nn.modules.cspmirror_seed import CSPMirrorSeed
 from mirrordet.nn.modules.head_classify import Classify
 from mirrordet.nn.modules.head_detect import Detect
 from mirrordet.nn.modules.layers import Concat, Upsample
+from mirrordet.nn.modules.index import Index
+from mirrordet.nn.modules.torchvision_backbone import TorchVision
+from mirrordet.nn.modules.fpn import FPN
+from mirrordet.nn.modules.pan import PAN
+from mirrordet.nn.modules.csp_attention import CSPAttn
+from mirrordet.nn.modules.head_retina import RetinaHead
+from mirrordet.nn.modules.head_fcos import FCOSHead
+from mirrordet.nn.modules.head_rcnn import RCNNHead
 
 __all__ = [
     "CBAM", "ECA", "BuildContext", "check_args", "make_divisible", "C2f", "SPPF", "Bottleneck", "Conv",
-    "DWConv", "CSPMirror", "CSPMirrorSeed", "Classify", "Detect", "Concat", "Upsample",
+    "DWConv", "CSPMirror", "CSPMirrorSeed", "Classify", "Detect", "Concat", "Upsample", "Index", "TorchVision",
+    "FPN", "PAN", "CSPAttn", "RetinaHead", "FCOSHead", "RCNNHead",
 ]

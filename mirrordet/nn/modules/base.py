@@ -65,11 +65,27 @@ def check_args(name: str, args: Sequence[Any], spec: ArgSpec, required: int = 0)
             raise ModelConfigError(f"{name} argument {i} ({arg_name}) must be {allowed}, got {value!r}")
 
 
-def single_input(name: str, c_in: Sequence[int]) -> int:
-    """The one input channel count of a single-input module (raises if ``from`` is a list)."""
+def single_input(name: str, c_in: Sequence[int | list[int]]) -> int:
+    """The one input channel count of a single-input module (raises if ``from`` is a list, or if the
+    one input is a multi-output layer such as ``TorchVision`` or ``FPN``: pick a level with ``Index``)."""
     if len(c_in) != 1:
         raise ModelConfigError(f"{name} takes one input, but `from` lists {len(c_in)} layers")
+    if isinstance(c_in[0], list):
+        raise ModelConfigError(f"{name} takes one tensor, but its input layer outputs a list of {len(c_in[0])} "
+                               "tensors; pick one with an `Index` row")
     return c_in[0]
+
+
+def flat_channels(c_in: Sequence[int | list[int]]) -> list[int]:
+    """Channels of every tensor a multi-input module receives, in order.
+
+    ``from`` may list single-output layers (``[256, 512]``), name one multi-output layer
+    (``[[256, 256, 256]]``), or mix both; the graph hands the module the tensors in the same order.
+    """
+    out: list[int] = []
+    for c in c_in:
+        out.extend(c if isinstance(c, list) else [c])
+    return out
 
 
 def chain(cls: type, args: Sequence[Any], n: int) -> nn.Module:

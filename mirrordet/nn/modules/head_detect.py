@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from mirrordet.nn.modules.base import BuildContext, check_args
+from mirrordet.nn.modules.base import BuildContext, check_args, flat_channels
 from mirrordet.nn.modules.conv import Conv
 from mirrordet.ops.anchors import dist2bbox, make_anchors
 from mirrordet.registry import MODULES
@@ -89,5 +89,5 @@ class Detect(nn.Module):
         check_args(cls.__name__, args, (("nc", int), ("reg_max", int)), required=1)
         if args[0] < 1 or (len(args) > 1 and args[1] < 1):
             raise ModelConfigError(f"Detect needs nc >= 1 and reg_max >= 1, got {args}")
-        full = [args[0], tuple(c_in), *args[1:]]
+        full = [args[0], tuple(flat_channels(c_in)), *args[1:]]
         return cls(*full), args[0], full

@@ -1,0 +1,19 @@
+"""The r50-FPN reference YAMLs match torchvision's detection models in parameter count (within 1%)."""
+
+import pytest
+from torchvision.models import detection
+
+from mirrordet.nn import build_model
+
+count = lambda m: sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.parametrize("name, ctor, background", [
+    ("retinanet-r50-fpn.yaml", detection.retinanet_resnet50_fpn, 0),
+    ("fcos-r50-fpn.yaml", detection.fcos_resnet50_fpn, 0),
+    ("faster-rcnn-r50-fpn.yaml", detection.fasterrcnn_resnet50_fpn, 1),  # torchvision counts background
+])
+def test_r50_fpn_parameter_parity(name, ctor, background, nc=80):
+    ours = count(build_model(name, nc=nc))
+    ref = count(ctor(weights=None, weights_backbone=None, num_classes=nc + background))
+    assert abs(ours / ref - 1) < 0.01, (ours, ref)
