@@ -77,3 +77,20 @@ class Model:
         from mirrordet.engine.validator import validate_model
 
         return validate_model(self, overrides)
+
+    def predict(self, source: Any = None, stream: bool = False, **overrides: Any) -> list:
+        """Predict on images, folders, globs, ``.txt`` lists, videos or numpy arrays (BGR [H, W, 3]).
+
+        Returns a list of :class:`mirrordet.engine.results.Result` (a generator when ``stream``).
+        Nothing is written unless ``save=True`` (annotated images), ``save_txt=True`` or
+        ``save_json=True``; outputs then go to runs/<task>/predict/<name>/.
+        """
+        from mirrordet.engine.predictor import predict_model
+
+        return predict_model(self, source, overrides, stream=stream)
+
+    def export(self, **overrides: Any) -> Path:
+        """Export to ``format`` (torchscript | onnx), checked against PyTorch; returns the file's path."""
+        from mirrordet.engine.exporter import export_model
+
+        return export_model(self, overrides).path

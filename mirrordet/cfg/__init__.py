@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 from functools import lru_cache
 from importlib import resources
@@ -33,9 +34,14 @@ def _default_text() -> str:
     return resources.files("mirrordet.cfg").joinpath("default.yaml").read_text(encoding="utf-8")
 
 
+@lru_cache(maxsize=1)
+def _parsed_defaults() -> dict[str, Any]:
+    return yaml.safe_load(_default_text())
+
+
 def load_defaults() -> dict[str, Any]:
     """A fresh dict of every setting and its default value."""
-    return yaml.safe_load(_default_text())
+    return copy.deepcopy(_parsed_defaults())
 
 
 def _check_type(key: str, value: Any, default: Any) -> Any:

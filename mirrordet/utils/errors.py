@@ -28,3 +28,7 @@ class DatasetError(MirrordetError, ValueError):
 
 class CheckpointError(MirrordetError, ValueError):
     """A checkpoint that cannot be loaded safely."""
+
+
+class ExportError(MirrordetError, RuntimeError):
+    """An export that failed, or whose file does not reproduce the PyTorch outputs."""

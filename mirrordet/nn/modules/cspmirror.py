@@ -41,8 +41,15 @@ from mirrordet.registry import MODULES
 from mirrordet.utils.errors import ModelConfigError
 
 
-def view_width(w: int, overlap: float) -> int:
-    """Width of each of the two views: ``ceil(w * (1 + overlap) / 2)``, capped at ``w``."""
+def view_width(w: int | torch.Tensor, overlap: float) -> int | torch.Tensor:
+    """Width of each of the two views: ``ceil(w * (1 + overlap) / 2)``, capped at ``w``.
+
+    While tracing for export, ``w`` is a 0-dim tensor; the width is then computed with tensor ops
+    (float64) so that an exported graph stays correct at other input widths.
+    """
+    if isinstance(w, torch.Tensor):
+        wv = torch.ceil(w.to(torch.float64) * ((1.0 + overlap) / 2.0) - 1e-9).to(w.dtype)
+        return torch.minimum(wv, w)
     return min(w, math.ceil(round(w * (1.0 + overlap) / 2.0, 9)))
 
 
