@@ -21,6 +21,11 @@ modes:
   train   train a model           mirrordet train model=yolov8n-mirror.yaml data=coco.yaml epochs=100
   val     validate a checkpoint   mirrordet val model=runs/detect/train/train/weights/best.pt data=coco.yaml
   info    layer table, GFLOPs     mirrordet info model=yolov8n-mirror.yaml imgsz=640
+  predict run a model on images   mirrordet predict model=best.pt source=images/ (files, folders, globs, videos, .txt)
+  export  TorchScript / ONNX      mirrordet export model=best.pt format=onnx dynamic=True
+  compare train models with the same settings and seeds; tables and plots
+          mirrordet compare models=yolov8n.yaml,yolov8n-mirror.yaml seeds=0,1,2 epochs=30
+          mirrordet compare runs=runs/detect/train/train,runs/detect/train/train2
   help    this text and every setting with its default
   version print the version
 
@@ -62,10 +67,21 @@ def _mode_info(overrides: dict[str, Any]) -> int:
 
 
 def _mode_train(overrides: dict[str, Any]) -> int:
+    from mirrordet.engine.distributed import cuda_device_list, dist_info, launch
+
+    devices = cuda_device_list(overrides.get("device"))
+    if len(devices) > 1 and not dist_info().enabled:  # device=0,1: one process per GPU (torchrun)
+        return launch(["train", *format_overrides(overrides)], devices)
     from mirrordet.engine.trainer import Trainer
 
     Trainer(overrides).train()
     return 0
+
+
+def format_overrides(overrides: dict[str, Any]) -> list[str]:
+    """Inverse of :func:`parse_overrides` (values written as YAML flow scalars/lists)."""
+    return [f"{k}={v}" if isinstance(v, str) else f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}"
+            .replace("\n...", "") for k, v in overrides.items()]
 
 
 def _mode_val(overrides: dict[str, Any]) -> int:
@@ -74,6 +90,33 @@ def _mode_val(overrides: dict[str, Any]) -> int:
 
     cfg = get_cfg(overrides)
     validate_model(Model(cfg["model"], nc=cfg["nc"], scale=cfg["scale"]), overrides)
+    return 0
+
+
+def _mode_compare(overrides: dict[str, Any]) -> int:
+    from mirrordet.engine.compare import compare
+
+    compare(overrides)
+    return 0
+
+
+def _mode_predict(overrides: dict[str, Any]) -> int:
+    from mirrordet.engine.predictor import predict_model
+    from mirrordet.model import Model
+
+    cfg = get_cfg(overrides)
+    for _ in predict_model(Model(cfg["model"], nc=cfg["nc"], scale=cfg["scale"]), overrides=overrides, stream=True,
+                           cli=True):
+        pass
+    return 0
+
+
+def _mode_export(overrides: dict[str, Any]) -> int:
+    from mirrordet.engine.exporter import export_model
+    from mirrordet.model import Model
+
+    cfg = get_cfg(overrides)
+    export_model(Model(cfg["model"], nc=cfg["nc"], scale=cfg["scale"]), overrides)
     return 0
 
 
@@ -92,6 +135,8 @@ def _mode_version(overrides: dict[str, Any]) -> int:
 
 MODES: dict[str, Callable[[dict[str, Any]], int]] = {
     "train": _mode_train, "val": _mode_val, "info": _mode_info, "help": _mode_help, "version": _mode_version,
+    "compare": _mode_compare,
+    "predict": _mode_predict, "export": _mode_export,
 }
 
 

@@ -34,6 +34,19 @@ def fitness(metrics: Mapping[str, float]) -> float:
     return 0.1 * metrics["metrics/mAP50"] + 0.9 * metrics["metrics/mAP50-95"]
 
 
+def postprocess(model: torch.nn.Module, preds: Any, conf: float, iou: float, max_det: int) -> list[torch.Tensor]:
+    """Eval-mode model output -> per image [n, 6] (x1, y1, x2, y2 pixels, score, class).
+
+    Contract: a head that defines ``postprocess(preds, conf, iou, max_det)`` (anchor-based and
+    two-stage heads) turns its own eval output into detections; otherwise the output is
+    [B, 4 + nc, A] (xywh pixels, class scores) and goes through the shared multi-label NMS.
+    """
+    head = getattr(model, "head", None)
+    if head is not None and hasattr(head, "postprocess"):
+        return head.postprocess(preds, conf, iou, max_det)
+    return non_max_suppression(preds.float(), conf, iou, max_det=max_det, multi_label=True)
+
+
 class DetectionValidator:
     """Validates detection models on one dataset split.
 
@@ -75,7 +88,7 @@ class DetectionValidator:
             t1 = time.perf_counter()
             preds = model(img)
             t2 = time.perf_counter()
-            out = non_max_suppression(preds.float(), self.conf, self.iou, max_det=self.max_det, multi_label=True)
+            out = postprocess(model, preds, self.conf, self.iou, self.max_det)
             t3 = time.perf_counter()
             times += (t1 - t0, t2 - t1, t3 - t2)
             first = (batch, out) if first is None and plots else first

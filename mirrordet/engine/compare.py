@@ -1,0 +1,340 @@
+"""`mirrordet compare`: train several models with identical settings and seeds, then tabulate and plot.
+
+Two ways in:
+
+- ``models=a.yaml,b.yaml seeds=0,1,2`` plus any ``mirrordet train`` setting: every (model, seed) is
+  trained with exactly the same settings, each in a process of its own
+  (:mod:`mirrordet.engine.compare_worker`), seed-major (seed 0 of every model, then seed 1, ...) so
+  an interrupted comparison still holds matched pairs. Every run ends with the trainer's own
+  validation of its best.pt: one validator for all.
+- ``runs=dir1,dir2,...``: finished run folders (args.yaml, results.csv, metrics.json,
+  weights/best.pt), grouped by the ``model`` recorded in their args.yaml.
+
+Outputs in ``runs/compare/<name>/`` (``project=``/``name=`` as for any run): compare.csv (one row per
+model: mean and sample std over seeds), compare_runs.csv (one row per run), compare.md (the command,
+the settings and both tables), compare.png (accuracy vs GFLOPs and vs latency) and
+compare_curves.png (training curves overlaid, mean +/- std over seeds). The training runs
+themselves live in ``runs/compare/<name>/runs/<model>-seed<k>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from mirrordet.cfg import get_cfg
+from mirrordet.engine.compare_worker import MEMORY_FILE
+from mirrordet.utils.errors import ConfigError, MirrordetError
+from mirrordet.utils.files import increment_path
+from mirrordet.utils.log import LOGGER
+
+COMPARE_KEYS = ("models", "seeds", "runs")
+OUTPUT_KEYS = ("project", "name", "exist_ok")
+# (column name, candidate keys in metrics.json) of the accuracy figures of each task
+TASK_METRICS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "detect": (("mAP50", ("metrics/mAP50",)), ("mAP50-95", ("metrics/mAP50-95",))),
+    "classify": (("top1", ("metrics/accuracy_top1",)), ("top5", ("metrics/accuracy_top5",))),
+}
+PRIMARY_METRIC = {"detect": "mAP50-95", "classify": "top1"}
+COST_COLUMNS = ("latency_cpu_ms", "latency_gpu_ms", "epoch_time_s", "peak_rss_mb", "peak_gpu_mb")
+# settings that are expected to differ between the runs of a comparison
+PER_RUN_KEYS = {"model", "seed", "name", "project", "exist_ok", "save_dir", "versions", "resume", "mode"}
+
+
+@dataclass
+class RunResult:
+    """What one finished run contributes to a comparison.
+
+    Attributes:
+        label: model name the run is grouped under. seed: its seed (None if unknown).
+        values: cost and accuracy figures (``COST_COLUMNS`` + the task's metric names; None = not measured).
+        curves: numeric results.csv columns (including ``epoch``), one value per epoch.
+        args: the run's args.yaml.
+    """
+
+    label: str
+    seed: int | None
+    run_dir: Path
+    task: str
+    imgsz: int
+    epochs: int
+    params: int
+    gflops: float | None
+    values: dict[str, float | None] = field(default_factory=dict)
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- settings ------------------------------------------------------------------------------
+def parse_list(value: Any, key: str) -> list[str]:
+    """``"a,b"`` or ``["a", "b"]`` -> ``["a", "b"]`` (empty items dropped)."""
+    if value is None:
+        return []
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    out = [str(v).strip() for v in items if str(v).strip()]
+    if not out:
+        raise ConfigError(f"'{key}=' is empty; give a comma-separated list, e.g. {key}=a,b")
+    return out
+
+
+def parse_seeds(value: Any) -> list[int]:
+    """``"0,1,2"``, ``[0, 1]`` or ``3`` -> list of non-negative ints (duplicates are an error)."""
+    seeds = []
+    for s in parse_list(value, "seeds"):
+        try:
+            seed = int(s)
+        except ValueError:
+            raise ConfigError(f"seeds={value!r}: {s!r} is not an integer (e.g. seeds=0,1,2)") from None
+        if seed < 0:
+            raise ConfigError(f"seeds={value!r}: seeds must be >= 0")
+        seeds.append(seed)
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds={value!r} lists a seed twice")
+    return seeds
+
+
+def model_labels(models: Sequence[str]) -> list[str]:
+    """Short unique names: the file stem, with ``-2``, ``-3`` ... appended to repeats."""
+    labels: list[str] = []
+    for m in models:
+        base = label = Path(m).stem
+        k = 2
+        while label in labels:
+            label, k = f"{base}-{k}", k + 1
+        labels.append(label)
+    return labels
+
+
+def command_line(overrides: Mapping[str, Any]) -> str:
+    """The `mirrordet compare ...` command that repeats a comparison."""
+    def text(v: Any) -> str:
+        return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+    return "mirrordet compare " + " ".join(f"{k}={text(v)}" for k, v in overrides.items())
+
+
+# ---- run folders ---------------------------------------------------------------------------
+def _read_curves(path: Path) -> dict[str, list[float]]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, skipinitialspace=True))
+    curves: dict[str, list[float]] = {}
+    for key in (rows[0] if rows else {}):
+        try:
+            curves[key.strip()] = [float(r[key]) if r[key] not in ("", None) else float("nan") for r in rows]
+        except ValueError:
+            continue
+    return curves
+
+
+def _metric(metrics: Mapping[str, Any], keys: Sequence[str]) -> float | None:
+    for k in keys:
+        if isinstance(metrics.get(k), (int, float)):
+            return float(metrics[k])
+    return None
+
+
+def collect_run(run_dir: str | Path, label: str | None = None) -> RunResult:
+    """Read a finished run folder; parameters and GFLOPs of its best.pt at the run's imgsz.
+
+    Latency is measured afterwards for all runs together (:func:`measure_latencies`).
+
+    Raises:
+        ConfigError: a required file is missing.
+    """
+    from mirrordet.model import load_weights
+    from mirrordet.nn.info import summarize
+
+    run = Path(run_dir)
+    for name in ("args.yaml", "results.csv", "metrics.json", "weights/best.pt"):
+        if not (run / name).is_file():
+            raise ConfigError(f"{run} is not a finished run folder: {name} is missing "
+                              "(runs= takes folders written by `mirrordet train`)")
+    args = yaml.safe_load((run / "args.yaml").read_text(encoding="utf-8")) or {}
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    curves = _read_curves(run / "results.csv")
+    model, _ = load_weights(run / "weights" / "best.pt")
+    imgsz = int(args.get("imgsz") or 640)
+    summary = summarize(model, imgsz)
+    memory = json.loads((run / MEMORY_FILE).read_text()) if (run / MEMORY_FILE).is_file() else {}
+    times = [t for t in curves.get("epoch_time", []) if t == t]
+    values: dict[str, float | None] = {
+        "latency_cpu_ms": None, "latency_gpu_ms": None,
+        "epoch_time_s": statistics.median(times) if times else None,
+        "peak_rss_mb": memory.get("peak_rss_mb"), "peak_gpu_mb": memory.get("peak_gpu_mb"),
+    }
+    for name, keys in TASK_METRICS.get(model.task, ()):
+        values[name] = _metric(metrics, keys)
+    seed = args.get("seed")
+    return RunResult(label=label or Path(str(args.get("model", run.name))).stem,
+                     seed=int(seed) if isinstance(seed, int) else None, run_dir=run, task=model.task, imgsz=imgsz,
+                     epochs=len(curves.get("epoch", [])), params=summary.params, gflops=summary.gflops,
+                     values=values, curves=curves, args=args)
+
+
+def measure_latencies(results: Sequence[RunResult], runs: int = 30) -> None:
+    """Fill ``latency_cpu_ms`` (and ``latency_gpu_ms`` when CUDA is available) of every run in place.
+
+    All best.pt files are timed in interleaved rounds in this one process
+    (:func:`mirrordet.engine.profile.interleaved_latency`), so load changes hit every model alike.
+    """
+    import torch
+
+    from mirrordet.engine.profile import interleaved_latency
+    from mirrordet.model import load_weights
+
+    models = [load_weights(r.run_dir / "weights" / "best.pt")[0] for r in results]
+    sizes = [r.imgsz for r in results]
+    devices = [("latency_cpu_ms", "cpu")] + ([("latency_gpu_ms", "cuda")] if torch.cuda.is_available() else [])
+    for key, device in devices:
+        for r, ms in zip(results, interleaved_latency(models, sizes, device, runs=runs)):
+            r.values[key] = ms
+
+
+# ---- training ------------------------------------------------------------------------------
+def check_models(models: Sequence[str], settings: Mapping[str, Any]) -> str:
+    """Build every model for the dataset once (fails fast on a bad YAML); returns their common task."""
+    from mirrordet.engine.setup import resolve_settings
+    from mirrordet.nn.graph import build_model
+
+    cfg, data = resolve_settings({**settings, "model": models[0]})
+    tasks = {}
+    for m in models:
+        if str(m).endswith(".pt"):
+            from mirrordet.model import load_weights
+
+            tasks[m] = load_weights(m)[0].task
+        else:
+            tasks[m] = build_model(m, nc=int(data["nc"]), scale=cfg["scale"]).task
+    if len(set(tasks.values())) > 1:
+        raise ConfigError("compare needs models of one task; got " + ", ".join(f"{m} ({t})" for m, t in tasks.items()))
+    return next(iter(tasks.values()))
+
+
+def train_run(settings: Mapping[str, Any]) -> Path:
+    """Train once in a child process (:mod:`mirrordet.engine.compare_worker`); returns the run folder.
+
+    ``settings`` must name ``project`` and ``name``; the run folder is ``project/name``.
+    """
+    run = Path(settings["project"]) / settings["name"]
+    cmd = [sys.executable, "-m", "mirrordet.engine.compare_worker", json.dumps(dict(settings))]
+    code = subprocess.run(cmd, check=False).returncode
+    if code != 0:
+        raise MirrordetError(f"training {settings['model']} with seed {settings['seed']} failed (exit code {code}); "
+                             f"see its log above. Finished runs are kept in {run.parent}")
+    return run
+
+
+def _split(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """overrides -> (compare keys, output keys, training settings)."""
+    own = {k: v for k, v in overrides.items() if k in COMPARE_KEYS}
+    out = {k: v for k, v in overrides.items() if k in OUTPUT_KEYS}
+    rest = {k: v for k, v in overrides.items() if k not in COMPARE_KEYS and k not in OUTPUT_KEYS}
+    if "model" in rest:
+        raise ConfigError("compare takes models=a.yaml,b.yaml (a comma-separated list), not model=")
+    if "models" in own and "runs" in own:
+        raise ConfigError("give models=a.yaml,b.yaml (train them) or runs=dir1,dir2 (finished run folders), not both")
+    if "models" not in own and "runs" not in own:
+        raise ConfigError("compare needs models=a.yaml,b.yaml (train them) or runs=dir1,dir2 (finished run folders)")
+    if "resume" in rest:
+        raise ConfigError("compare cannot resume runs; train the missing run, then compare with runs=")
+    if "," in str(rest.get("device") or ""):
+        raise ConfigError(f"device={rest['device']}: compare trains every run on one device (e.g. device=0), "
+                          "so that epoch times and memory are comparable")
+    if "runs" in own and (rest or "seeds" in own):
+        raise ConfigError(f"runs= compares finished runs as they are: {', '.join([*rest, *own.keys() - {'runs'}])} "
+                          "cannot be applied (only project=, name=, exist_ok=)")
+    if "seed" in rest:
+        if "seeds" in own:
+            raise ConfigError("give seeds=0,1,2 or seed=0, not both")
+        own["seeds"] = rest.pop("seed")
+    get_cfg(out)  # type-check project/name/exist_ok
+    return own, out, rest
+
+
+def compare(overrides: Mapping[str, Any], latency_runs: int = 30) -> Path:
+    """Run a comparison (see the module docstring); returns the output folder.
+
+    Args:
+        overrides: ``models`` or ``runs``, optional ``seeds``, ``project``/``name``/``exist_ok`` of the
+            output folder, and any training setting (applied to every run).
+        latency_runs: timed single-image forward passes per run and device (the median is kept).
+    """
+    from mirrordet.engine.compare_report import write_reports
+
+    own, out, settings = _split(overrides)
+    root = Path(out.get("project") or Path("runs") / "compare")
+    save_dir = increment_path(root / (out.get("name") or "compare"), exist_ok=bool(out.get("exist_ok")))
+    results: list[RunResult] = []
+    if "runs" in own:
+        results = [collect_run(d) for d in parse_list(own["runs"], "runs")]
+        save_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        models = parse_list(own["models"], "models")
+        seeds = parse_seeds(own.get("seeds", get_cfg()["seed"]))
+        check_models(models, settings)
+        save_dir.mkdir(parents=True, exist_ok=True)
+        labels = model_labels(models)
+        LOGGER.info(f"Comparing {', '.join(labels)} over seeds {seeds}: {len(models) * len(seeds)} training runs "
+                    f"into {save_dir / 'runs'}")
+        for seed in seeds:
+            for label, model in zip(labels, models):
+                run = train_run({**settings, "model": model, "seed": seed, "project": str(save_dir / "runs"),
+                                 "name": f"{label}-seed{seed}", "exist_ok": True})
+                results.append(collect_run(run, label=label))
+    tasks = {r.task for r in results}
+    if len(tasks) > 1:
+        raise ConfigError("compare needs runs of one task; got " + ", ".join(f"{r.run_dir} ({r.task})" for r in results))
+    LOGGER.info(f"Timing {len(results)} best.pt files: {latency_runs} single-image passes each, interleaved")
+    measure_latencies(results, latency_runs)
+    write_reports(save_dir, results, command_line(overrides))
+    LOGGER.info(f"Comparison saved to {save_dir}")
+    return save_dir
+
+
+def aggregate(results: Sequence[RunResult]) -> list[dict[str, Any]]:
+    """One row per model label (in first-seen order): constants, then ``<col>_mean`` / ``<col>_std`` over runs.
+
+    The std is the sample standard deviation (n - 1); None with fewer than 2 values.
+    """
+    groups: dict[str, list[RunResult]] = {}
+    for r in results:
+        groups.setdefault(r.label, []).append(r)
+    rows = []
+    for label, runs in groups.items():
+        first = runs[0]
+        row: dict[str, Any] = {"model": label, "task": first.task, "runs": len(runs),
+                               "seeds": " ".join("?" if r.seed is None else str(r.seed) for r in runs),
+                               "imgsz": first.imgsz, "epochs": first.epochs, "params": first.params,
+                               "gflops": first.gflops}
+        for col in value_columns(first.task):
+            vals = [r.values.get(col) for r in runs]
+            vals = [float(v) for v in vals if v is not None]
+            row[f"{col}_mean"] = statistics.fmean(vals) if vals else None
+            row[f"{col}_std"] = statistics.stdev(vals) if len(vals) > 1 else None
+        rows.append(row)
+    return rows
+
+
+def value_columns(task: str) -> list[str]:
+    """Columns reported as mean/std: costs, then the task's accuracy metrics."""
+    return [*COST_COLUMNS, *(name for name, _ in TASK_METRICS.get(task, ()))]
+
+
+def differing_settings(results: Sequence[RunResult]) -> dict[str, list[Any]]:
+    """Settings (args.yaml keys other than model/seed/output names) whose values differ between runs."""
+    keys = sorted({k for r in results for k in r.args} - PER_RUN_KEYS)
+    out = {}
+    for k in keys:
+        vals = [r.args.get(k) for r in results]
+        if any(v != vals[0] for v in vals):
+            out[k] = vals
+    return out
