@@ -15,11 +15,17 @@ model: mean and sample std over seeds), compare_runs.csv (one row per run), comp
 the settings and both tables), compare.png (accuracy vs GFLOPs and vs latency) and
 compare_curves.png (training curves overlaid, mean +/- std over seeds). The training runs
 themselves live in ``runs/compare/<name>/runs/<model>-seed<k>/``.
+
+Costs: parameters and GFLOPs of best.pt at the run's imgsz (:func:`mirrordet.nn.info.summarize`);
+single-image latency of every best.pt, timed in one process in interleaved rounds (CPU, and CUDA
+when available); epoch time = median of results.csv ``epoch_time``; peak memory from the run's
+memory.json (written by the worker process).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -165,7 +171,7 @@ def collect_run(run_dir: str | Path, label: str | None = None) -> RunResult:
     imgsz = int(args.get("imgsz") or 640)
     summary = summarize(model, imgsz)
     memory = json.loads((run / MEMORY_FILE).read_text()) if (run / MEMORY_FILE).is_file() else {}
-    times = [t for t in curves.get("epoch_time", []) if t == t]
+    times = [t for t in curves.get("epoch_time", []) if not math.isnan(t)]
     values: dict[str, float | None] = {
         "latency_cpu_ms": None, "latency_gpu_ms": None,
         "epoch_time_s": statistics.median(times) if times else None,
@@ -292,7 +298,8 @@ def compare(overrides: Mapping[str, Any], latency_runs: int = 30) -> Path:
                 results.append(collect_run(run, label=label))
     tasks = {r.task for r in results}
     if len(tasks) > 1:
-        raise ConfigError("compare needs runs of one task; got " + ", ".join(f"{r.run_dir} ({r.task})" for r in results))
+        raise ConfigError("compare needs runs of one task; got "
+                          + ", ".join(f"{r.run_dir} ({r.task})" for r in results))
     LOGGER.info(f"Timing {len(results)} best.pt files: {latency_runs} single-image passes each, interleaved")
     measure_latencies(results, latency_runs)
     write_reports(save_dir, results, command_line(overrides))

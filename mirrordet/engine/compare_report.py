@@ -88,8 +88,8 @@ def _markdown(results: Sequence[RunResult], rows: Sequence[dict[str, Any]], comm
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
         f"- Accuracy ({', '.join(metrics)}): the run's final validation of its best.pt (metrics.json). "
         "Cells are mean ± sample std over the runs of a model.",
-        f"- Latency: median of single-image forward passes (batch 1, imgsz {first.imgsz}, no NMS, "
-        f"torch.inference_mode) of every best.pt, timed in one process in interleaved rounds; "
+        f"- Latency: median of single-image forward passes (batch 1, imgsz {first.imgsz}, torch.inference_mode"
+        f"{', no NMS' if task == 'detect' else ''}) of every best.pt, timed in one process in interleaved rounds; "
         f"CPU: {torch.get_num_threads()} torch thread(s)"
         + ("; GPU: CUDA, synchronized" if any(r.values.get("latency_gpu_ms") is not None for r in results)
            else "; no CUDA device here, so no GPU latency") + ".",
@@ -126,7 +126,7 @@ def _curves(results: Sequence[RunResult]) -> dict[str, dict[str, tuple[np.ndarra
             by_epoch: dict[float, list[float]] = {}
             for r in runs:
                 for e, v in zip(r.curves.get("epoch", []), r.curves.get(c, [])):
-                    if v == v:
+                    if not math.isnan(v):
                         by_epoch.setdefault(e, []).append(v)
             epochs = np.array(sorted(by_epoch))
             vals = [np.array(by_epoch[e]) for e in epochs]

@@ -38,7 +38,8 @@ def plot_tradeoff(
     Returns:
         ``path``.
     """
-    axes_items = [(k, v) for k, v in costs.items() if any(x is not None for x in v[0])] or [("GFLOPs", ([None] * len(labels), None))]
+    axes_items = [(k, v) for k, v in costs.items() if any(x is not None for x in v[0])]
+    axes_items = axes_items or [("GFLOPs", ([None] * len(labels), None))]  # nothing measured: one empty panel
     fig, axes = new_figure((5.0 * len(axes_items), 4.4), 1, len(axes_items), squeeze=False)
     y = np.array([_num(v) for v in acc_mean])
     yerr = np.array([_num(v) if v is not None else 0.0 for v in acc_std])
