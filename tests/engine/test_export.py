@@ -22,14 +22,6 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def signal_model(cfg: str, nc: int = 4) -> Model:
     """A model whose outputs depend on the input (He-normal convs: no vanishing signal), so a wrong
     exported graph (anchors, CSPMirror view widths) shows up as a difference."""

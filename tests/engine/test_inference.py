@@ -18,14 +18,6 @@ class WidthConstant(nn.Module):
         return x * float(x.shape[-1])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_trace_used_after_second_call_and_matches():
     model = build_model("yolov8n-mirror.yaml", nc=3)
     net = prepare_model(model, torch.device("cpu"), half=False, fast=True)

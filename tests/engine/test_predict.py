@@ -20,15 +20,6 @@ from mirrordet.utils.errors import ConfigError, DatasetError
 NAMES = {0: "circle", 1: "square", 2: "triangle", 3: "bus"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many tiny forwards: one intra-op thread avoids OpenMP spin-waits on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def signal_init(model: nn.Module, cls_gain: float = 100.0, cls_bias: float = -3.0) -> nn.Module:
     """Weights that make a random model's outputs depend on the image (He-normal convs, no vanishing
     signal), with class logits scaled so that some scores pass conf=0.25. Eval mode."""

@@ -8,14 +8,6 @@ from mirrordet.nn.fuse import fuse, fuse_conv_bn, is_fused
 from mirrordet.nn.graph import build_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _calibrate(model: nn.Module, imgsz: int = 64) -> nn.Module:
     """Give every BatchNorm real running statistics (one train-mode pass), then eval mode."""
     for m in model.modules():
