@@ -98,3 +98,20 @@ def chain(cls: type, args: Sequence[Any], n: int) -> nn.Module:
     if n == 1:
         return cls(*args)
     return nn.Sequential(cls(c1, c2, *rest), *(cls(c2, c2, *rest) for _ in range(n - 1)))
+
+
+def conv_tower(c: int, n: int, group_norm: bool = False) -> nn.Sequential:
+    """``n`` x (3x3 conv with bias [+ GroupNorm(gcd(32, c))] + ReLU), conv weights N(0, 0.01), bias 0.
+
+    The per-level branch of dense heads: plain in RetinaNet, with GroupNorm in FCOS.
+    Shape: [B, c, H, W] -> [B, c, H, W].
+    """
+    layers: list[nn.Module] = []
+    for _ in range(n):
+        conv = nn.Conv2d(c, c, 3, padding=1)
+        nn.init.normal_(conv.weight, std=0.01)
+        nn.init.zeros_(conv.bias)
+        layers += [conv, nn.GroupNorm(math.gcd(32, c), c)] if group_norm else [conv]
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+

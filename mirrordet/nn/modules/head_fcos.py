@@ -7,22 +7,11 @@ import math
 import torch
 from torch import nn
 
-from mirrordet.nn.modules.base import BuildContext, check_args, flat_channels
+from mirrordet.nn.modules.base import BuildContext, check_args, conv_tower, flat_channels
 from mirrordet.ops.anchor_boxes import flatten_levels
 from mirrordet.ops.postprocess import topk_nms
 from mirrordet.registry import MODULES
 from mirrordet.utils.errors import ModelConfigError
-
-
-def _branch(c: int, n: int) -> nn.Sequential:
-    """``n`` x (3x3 conv + GroupNorm(32) + ReLU), conv weights N(0, 0.01), bias 0."""
-    layers: list[nn.Module] = []
-    for _ in range(n):
-        conv = nn.Conv2d(c, c, 3, padding=1)
-        nn.init.normal_(conv.weight, std=0.01)
-        nn.init.zeros_(conv.bias)
-        layers += [conv, nn.GroupNorm(math.gcd(32, c), c), nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers)
 
 
 def level_points(feats: list[torch.Tensor], strides: list[float]) -> torch.Tensor:
@@ -63,7 +52,8 @@ class FCOSHead(nn.Module):
         c = ch[0]
         self.nc, self.nl, self.center_radius, self.topk = nc, len(ch), center_radius, topk
         self.register_buffer("stride", torch.zeros(self.nl), persistent=True)
-        self.cls_branch, self.box_branch = _branch(c, num_convs), _branch(c, num_convs)
+        self.cls_branch = conv_tower(c, num_convs, group_norm=True)
+        self.box_branch = conv_tower(c, num_convs, group_norm=True)
         self.cls_logits = nn.Conv2d(c, nc, 3, padding=1)
         self.bbox_reg = nn.Conv2d(c, 4, 3, padding=1)
         self.bbox_ctrness = nn.Conv2d(c, 1, 3, padding=1)

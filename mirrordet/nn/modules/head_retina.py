@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from mirrordet.nn.modules.base import BuildContext, check_args, flat_channels
+from mirrordet.nn.modules.base import BuildContext, check_args, conv_tower, flat_channels
 from mirrordet.ops.anchor_boxes import decode_boxes, flatten_levels, grid_anchors
 from mirrordet.ops.boxes import xyxy2xywh
 from mirrordet.ops.postprocess import topk_nms
@@ -15,17 +15,6 @@ from mirrordet.registry import MODULES
 from mirrordet.utils.errors import ModelConfigError
 
 SCALES3 = [1.0, 2 ** (1 / 3), 2 ** (2 / 3)]
-
-
-def _subnet(c: int, n: int) -> nn.Sequential:
-    """``n`` x (3x3 conv with bias + ReLU), weights N(0, 0.01), bias 0."""
-    layers: list[nn.Module] = []
-    for _ in range(n):
-        conv = nn.Conv2d(c, c, 3, padding=1)
-        nn.init.normal_(conv.weight, std=0.01)
-        nn.init.zeros_(conv.bias)
-        layers += [conv, nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers)
 
 
 @MODULES.register()
@@ -60,7 +49,7 @@ class RetinaHead(nn.Module):
         self.na = len(self.ratios) * len(self.scales)
         self.fg_iou, self.bg_iou, self.box_loss, self.topk = fg_iou, bg_iou, box_loss, topk
         self.register_buffer("stride", torch.zeros(self.nl), persistent=True)
-        self.cls_subnet, self.box_subnet = _subnet(c, num_convs), _subnet(c, num_convs)
+        self.cls_subnet, self.box_subnet = conv_tower(c, num_convs), conv_tower(c, num_convs)
         self.cls_logits = nn.Conv2d(c, self.na * nc, 3, padding=1)
         self.bbox_reg = nn.Conv2d(c, self.na * 4, 3, padding=1)
         for conv in (self.cls_logits, self.bbox_reg):
