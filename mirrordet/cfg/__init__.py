@@ -15,11 +15,11 @@ from mirrordet.utils.errors import ConfigError
 NUMBER = (int, float)
 OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
     "scale": (str,), "nc": (int,), "device": (str, int), "project": (str,), "name": (str,),
-    "conf": NUMBER, "classes": (list, int), "source": (str,),
+    "conf": NUMBER, "classes": (list, int), "source": (str,), "time": NUMBER,
 }
 UNIT_INTERVAL = {"hsv_h", "hsv_s", "hsv_v", "fliplr", "flipud", "mosaic", "translate", "iou", "conf",
                  "lrf", "momentum", "warmup_momentum", "label_smoothing"}
-POSITIVE = {"epochs", "batch", "imgsz", "lr0", "nbs", "max_det", "vid_stride", "max_bad_steps", "fraction"}
+POSITIVE = {"epochs", "time", "batch", "imgsz", "lr0", "nbs", "max_det", "vid_stride", "max_bad_steps", "fraction"}
 NON_NEGATIVE = {"patience", "workers", "weight_decay", "warmup_epochs", "warmup_bias_lr", "grad_clip",
                 "close_mosaic", "box", "cls", "dfl", "degrees", "aug_scale", "shear", "seed", "opset"}
 CHOICES = {

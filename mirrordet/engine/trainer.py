@@ -128,6 +128,7 @@ class Trainer:
             "ema": {"updates": int(self.ema.updates)}, "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.amp else None, "epoch": epoch,
             "best_fitness": best_fitness, "train_args": args, "rng": get_rng_state(),
+            "train_time": round(self._elapsed(), 3),
             "date": datetime.now(timezone.utc).isoformat(), "version": __version__,
         }
 
@@ -160,7 +161,7 @@ class Trainer:
         self.lr_lambda = build_lr_lambda(cfg["epochs"], cfg["lrf"], cfg["cos_lr"])
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.ema = ModelEMA(model) if cfg["ema"] else _NoEMA(model)
-        self.start_epoch, self.best_fitness = 0, None
+        self.start_epoch, self.best_fitness, self.prior_train_time = 0, None, 0.0
         if self.resume_ckpt is not None:
             self.start_epoch, self.best_fitness = self._restore(self.resume_ckpt)
         # last_epoch=start-1 makes the constructor set the LR of epoch `start` (needs 'initial_lr' on resume)
@@ -205,7 +206,9 @@ class Trainer:
                     f"{len(self.train_set)} train images\nLogging results to {self.save_dir}")
         self.last_opt_step, self.bad_steps = -1, 0
         patience_left = cfg["patience"] or float("inf")
-        for epoch in range(self.start_epoch, epochs):
+        self.t_session = time.time()
+        epoch = self.start_epoch
+        while epoch < cfg["epochs"]:  # `time=` may re-fit cfg["epochs"] after each epoch
             t_epoch = time.time()
             mean_loss = self._train_epoch(epoch)
             lr = self.optimizer.param_groups[0]["lr"]
@@ -214,17 +217,48 @@ class Trainer:
             if main:
                 improved = self._end_epoch(epoch, mean_loss, lr, time.time() - t_epoch, csv)
                 patience_left = cfg["patience"] if improved and cfg["patience"] else patience_left - 1
-                stop = patience_left <= 0 and epoch + 1 < epochs
+                stop = patience_left <= 0 and epoch + 1 < cfg["epochs"]
                 if stop:
                     LOGGER.info(f"Stopping early: no improvement in the last {cfg['patience']} epochs")
             if broadcast_object(stop, self.dist):
                 break
+            if cfg["time"]:
+                self._fit_epochs_to_time(epoch)
+            epoch += 1
         sums = checksums_agree(self.model, self.dist, self.device)
         if self.dist.enabled:
             if max(sums) != min(sums):
                 raise MirrordetError(f"DDP ranks ended with different weights (checksums {sums})")
             LOGGER.info(f"weights identical across {self.dist.world_size} ranks (checksum {sums[0]:.6f})")
         return self._final_validation() if main else {}
+
+    def _elapsed(self) -> float:
+        """Training seconds so far, including those of the runs this one resumes."""
+        return self.prior_train_time + time.time() - self.t_session
+
+    def _fit_epochs_to_time(self, epoch: int) -> None:
+        """``time=`` budget: re-fit the epoch count (and LR schedule) to the time left after ``epoch``.
+
+        Rank 0 estimates seconds per epoch from this session's epochs (training + validation) and
+        broadcasts the new total, so every DDP rank runs the same number of epochs.
+        """
+        cfg, done = self.cfg, epoch + 1
+        total = cfg["epochs"]
+        if self.dist.is_main:
+            per_epoch = (time.time() - self.t_session) / (done - self.start_epoch)
+            left = cfg["time"] * 3600 - self._elapsed()
+            total = done + max(int(left // per_epoch), 0)
+        total = int(broadcast_object(total, self.dist))
+        if total == cfg["epochs"]:
+            return
+        LOGGER.info(f"time={cfg['time']:g} h: {self._elapsed():.0f} s used, training {total} epochs in all "
+                    f"(was {cfg['epochs']})")
+        cfg["epochs"] = total
+        if total > done:  # the schedule now ends at the new last epoch; set the LR of the next one
+            self.lr_lambda = build_lr_lambda(total, cfg["lrf"], cfg["cos_lr"])
+            self.scheduler.lr_lambdas = [self.lr_lambda] * len(self.optimizer.param_groups)
+            for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+                group["lr"] = base * self.lr_lambda(self.scheduler.last_epoch)
 
     def _train_epoch(self, epoch: int) -> torch.Tensor:
         """One pass over the training split; returns the mean loss items [L]."""
@@ -320,6 +354,7 @@ class Trainer:
         self.ema.ema.load_state_dict(ck["model"])
         self.ema.updates = int((ck.get("ema") or {}).get("updates", 0))
         start = int(ck["epoch"])
+        self.prior_train_time = float(ck.get("train_time", 0.0))
         if ck.get("rng"):
             set_rng_state(ck["rng"])
         LOGGER.info(f"Resuming {self.save_dir} from epoch {start + 1}")

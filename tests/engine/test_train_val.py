@@ -119,3 +119,33 @@ def test_resume_after_sigkill(tiny_shapes_yaml, tmp_path):
     for key in ("model", "train_weights"):
         for name, tensor in ref[key].items():
             torch.testing.assert_close(resumed[key][name], tensor, rtol=1e-5, atol=1e-6, msg=f"{key}.{name}")
+
+
+def test_time_budget_stops_training(tiny_shapes_yaml, tmp_path):
+    """`time=` (hours) overrides `epochs`: a budget shorter than one epoch ends the run after the first."""
+    run_cli("train", f"data={tiny_shapes_yaml}", *TINY, "epochs=5", "time=0.000001", f"project={tmp_path}",
+            "name=t", "plots=False")
+    rows = read_csv(tmp_path / "t" / "results.csv")
+    assert [int(r["epoch"]) for r in rows] == [1]
+    last = torch.load(tmp_path / "t" / "weights" / "last.pt", weights_only=True)
+    assert last["train_time"] > 0
+
+
+def test_time_budget_refits_schedule():
+    """Seconds per epoch and the time left set the new epoch count; the LR follows the new schedule."""
+    from types import SimpleNamespace
+
+    from mirrordet.engine.optim import build_lr_lambda
+    from mirrordet.engine.trainer import Trainer
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    lam = build_lr_lambda(2, 0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda=lam)
+    sched.step()  # end of epoch 0: LR of epoch 1 on the old 2-epoch schedule
+    trainer = SimpleNamespace(cfg={"epochs": 2, "time": 1.0, "lrf": 0.01, "cos_lr": False}, start_epoch=0,
+                              t_session=time.time() - 60.0, dist=SimpleNamespace(is_main=True, enabled=False),
+                              optimizer=opt, scheduler=sched, lr_lambda=lam, _elapsed=lambda: 60.0)
+    Trainer._fit_epochs_to_time(trainer, 0)
+    assert 58 <= trainer.cfg["epochs"] <= 60  # 1 epoch done in ~60 s, ~3540 s left
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01 * build_lr_lambda(trainer.cfg["epochs"], 0.01)(1))
+    assert opt.param_groups[0]["lr"] > 0.01 * lam(1)  # later decay than on the 2-epoch schedule
