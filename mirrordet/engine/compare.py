@@ -18,8 +18,9 @@ themselves live in ``runs/compare/<name>/runs/<model>-seed<k>/``.
 
 Costs: parameters and GFLOPs of best.pt at the run's imgsz (:func:`mirrordet.nn.info.summarize`);
 single-image latency of every best.pt, timed in one process in interleaved rounds (CPU, and CUDA
-when available); epoch time = median of results.csv ``epoch_time``; peak memory from the run's
-memory.json (written by the worker process).
+when available); epoch time = median of results.csv ``epoch_time`` (the training pass); total
+training minutes (setup, every epoch with its validation, final validation) and peak memory from
+the run's memory.json (written by the worker process).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ TASK_METRICS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "classify": (("top1", ("metrics/accuracy_top1",)), ("top5", ("metrics/accuracy_top5",))),
 }
 PRIMARY_METRIC = {"detect": "mAP50-95", "classify": "top1"}
-COST_COLUMNS = ("latency_cpu_ms", "latency_gpu_ms", "epoch_time_s", "peak_rss_mb", "peak_gpu_mb")
+COST_COLUMNS = ("latency_cpu_ms", "latency_gpu_ms", "epoch_time_s", "train_min", "peak_rss_mb", "peak_gpu_mb")
 # settings that are expected to differ between the runs of a comparison
 PER_RUN_KEYS = {"model", "seed", "name", "project", "exist_ok", "save_dir", "versions", "resume", "mode"}
 
@@ -176,6 +177,7 @@ def collect_run(run_dir: str | Path, label: str | None = None) -> RunResult:
         "latency_cpu_ms": None, "latency_gpu_ms": None,
         "epoch_time_s": statistics.median(times) if times else None,
         "peak_rss_mb": memory.get("peak_rss_mb"), "peak_gpu_mb": memory.get("peak_gpu_mb"),
+        "train_min": memory["wall_s"] / 60 if memory.get("wall_s") is not None else None,
     }
     for name, keys in TASK_METRICS.get(model.task, ()):
         values[name] = _metric(metrics, keys)

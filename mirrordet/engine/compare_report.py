@@ -18,9 +18,11 @@ from mirrordet.utils.log import LOGGER
 # column -> (markdown header, decimals)
 HEADERS = {
     "latency_cpu_ms": ("CPU latency ms", 1), "latency_gpu_ms": ("GPU latency ms", 2),
-    "epoch_time_s": ("epoch s", 2), "peak_rss_mb": ("peak RSS MB", 0), "peak_gpu_mb": ("peak GPU MB", 0),
+    "epoch_time_s": ("epoch s", 2), "train_min": ("train min", 1), "peak_rss_mb": ("peak RSS MB", 0),
+    "peak_gpu_mb": ("peak GPU MB", 0),
 }
-SETTINGS_SHOWN = ("data", "epochs", "imgsz", "batch", "optimizer", "lr0", "device", "workers", "amp", "deterministic")
+SETTINGS_SHOWN = ("data", "epochs", "time", "imgsz", "batch", "optimizer", "lr0", "device", "workers", "amp",
+                  "deterministic")
 
 
 def _cell(v: Any) -> str:
@@ -93,8 +95,10 @@ def _markdown(results: Sequence[RunResult], rows: Sequence[dict[str, Any]], comm
         f"CPU: {torch.get_num_threads()} torch thread(s)"
         + ("; GPU: CUDA, synchronized" if any(r.values.get("latency_gpu_ms") is not None for r in results)
            else "; no CUDA device here, so no GPU latency") + ".",
-        "- Epoch time: median over the epochs of a run (training + validation, results.csv `epoch_time`). "
-        "Peak RSS: the training process (data-loader workers not included); n/a for runs not trained by compare.",
+        "- Epoch time: median over the epochs of a run of the training pass (results.csv `epoch_time`; "
+        "validation not included). Train min: wall-clock minutes of the whole training process (setup, epochs, "
+        "validations, final validation). Peak RSS: the training process (data-loader workers not included). "
+        "Both n/a for runs not trained by compare.",
         "",
     ]
     diff = differing_settings(results)
@@ -102,7 +106,7 @@ def _markdown(results: Sequence[RunResult], rows: Sequence[dict[str, Any]], comm
         lines += ["**Warning: these settings differ between the runs, so the comparison is not like for like:** "
                   + "; ".join(f"{k}: {v}" for k, v in diff.items()), ""]
     lines += [markdown_table(rows, task), "", "## Runs", ""]
-    cols = ["epoch_time_s", "peak_rss_mb", *metrics]
+    cols = ["epoch_time_s", "train_min", "peak_rss_mb", *metrics]
     head = ["model", "seed", "run", "epochs"] + [HEADERS.get(c, (c, 3))[0] for c in cols]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:

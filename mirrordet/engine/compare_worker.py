@@ -2,8 +2,9 @@
 
 ``python -m mirrordet.engine.compare_worker '<JSON settings>'`` trains with the settings (the same
 keys as ``mirrordet train``) and then writes ``memory.json`` into the run folder: the peak
-resident set size of the training process (data-loader worker processes not included) and, on
-CUDA, the peak memory allocated by torch. A process of its own per run keeps those peaks clean
+resident set size of the training process (data-loader worker processes not included), on
+CUDA the peak memory allocated by torch, and the wall-clock seconds of the whole training
+(``wall_s``: setup, epochs, validations and the final validation). A process of its own per run keeps those peaks clean
 (nothing carried over from other runs) and gives every run the same fresh interpreter state.
 """
 
@@ -29,6 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(argv) != 1:
         LOGGER.error("usage: python -m mirrordet.engine.compare_worker '<JSON settings>'")
         return 2
+    import time
+
+    start = time.time()
     try:
         trainer = Trainer(json.loads(argv[0]))
         trainer.train()
@@ -40,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import torch
 
         gpu = torch.cuda.max_memory_allocated(trainer.device) / 2**20
-    memory = {"peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": gpu}
+    memory = {"peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": gpu, "wall_s": round(time.time() - start, 3)}
     atomic_write_text(trainer.save_dir / MEMORY_FILE, json.dumps(memory, indent=2))
     return 0
 

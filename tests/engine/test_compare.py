@@ -54,7 +54,7 @@ def test_compare_csv_has_every_column(compared):
     assert compared.name == "cmp"
     rows = read_rows(compared / "compare.csv")
     assert [r["model"] for r in rows] == list(MODELS)
-    cost = ("latency_cpu_ms", "latency_gpu_ms", "epoch_time_s", "peak_rss_mb", "peak_gpu_mb")
+    cost = ("latency_cpu_ms", "latency_gpu_ms", "epoch_time_s", "train_min", "peak_rss_mb", "peak_gpu_mb")
     expected = ["model", "task", "runs", "seeds", "imgsz", "epochs", "params", "gflops",
                 *(f"{c}_{s}" for c in (*cost, "mAP50", "mAP50-95") for s in ("mean", "std"))]
     assert list(rows[0]) == expected
@@ -62,8 +62,9 @@ def test_compare_csv_has_every_column(compared):
     for r in rows:
         assert r["task"] == "detect" and r["runs"] == "1" and r["seeds"] == "0" and r["imgsz"] == "64"
         assert r["epochs"] == "1"
-        for col in ("latency_cpu_ms_mean", "epoch_time_s_mean", "peak_rss_mb_mean"):
+        for col in ("latency_cpu_ms_mean", "epoch_time_s_mean", "train_min_mean", "peak_rss_mb_mean"):
             assert float(r[col]) > 0, col
+        assert float(r["train_min_mean"]) * 60 > float(r["epoch_time_s_mean"])  # whole run > one training pass
         for col in ("mAP50_mean", "mAP50-95_mean"):
             assert 0.0 <= float(r[col]) <= 1.0
         assert r["mAP50_std"] == ""  # one seed: no spread
