@@ -5,7 +5,11 @@ imgsz, epochs, batch and seed; reports the median seconds of an epoch's training
 not included, for both tools: mirrordet's results.csv ``epoch_time``, Ultralytics' epoch start/end
 callbacks), the wall-clock time of the whole training process, peak RSS and final top-1.
 
-    python bench/bench_classify.py --epochs 20 --imgsz 64 --batch 16 [--ultralytics-python PATH]
+    python bench/bench_classify.py --epochs 25 --imgsz 64 --batch 16 --nbs 16 --hsv-h 0.5 [--ultralytics-python PATH]
+
+The defaults are shapes-cls.yaml's suggested settings, so the mirrordet runs equal
+``mirrordet train model=<model> data=shapes-cls.yaml``; Ultralytics gets the same values
+explicitly (its classification ``hsv_h`` is also an additive hue shift).
 """
 
 from __future__ import annotations
@@ -32,13 +36,14 @@ print("BENCH", json.dumps({"rc": rc, "wall": time.perf_counter() - t,
 ULTRALYTICS_CHILD = """
 import json, resource, sys, time
 from ultralytics import YOLO
-data, epochs, imgsz, batch, seed, project = sys.argv[1:7]
+data, epochs, imgsz, batch, seed, project, nbs, hsv_h = sys.argv[1:9]
 t = time.perf_counter()
 model = YOLO("yolov8n-cls.yaml")
 marks = {"start": [], "end": []}
 model.add_callback("on_train_epoch_start", lambda tr: marks["start"].append(time.perf_counter()))
 model.add_callback("on_train_epoch_end", lambda tr: marks["end"].append(time.perf_counter()))
 model.train(data=data, epochs=int(epochs), imgsz=int(imgsz), batch=int(batch), seed=int(seed), workers=2,
+            nbs=int(nbs), hsv_h=float(hsv_h),
             device="cpu", project=project, name="ultralytics", plots=False, amp=False, exist_ok=True, verbose=False)
 wall = time.perf_counter() - t
 m = model.val(data=data, imgsz=int(imgsz), batch=int(batch), device="cpu", plots=False, verbose=False)
@@ -58,7 +63,9 @@ def run_child(cmd: list[str]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=25)  # the shapes-cls.yaml defaults: epochs, imgsz, nbs, hsv_h
+    ap.add_argument("--nbs", type=int, default=16)
+    ap.add_argument("--hsv-h", type=float, default=0.5)
     ap.add_argument("--imgsz", type=int, default=64)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
@@ -75,6 +82,7 @@ def main() -> None:
             name = Path(model).stem
             res = run_child([sys.executable, "-c", MIRRORDET_CHILD, "train", f"model={model}", "data=shapes-cls.yaml",
                              f"epochs={args.epochs}", f"imgsz={args.imgsz}", f"batch={args.batch}", f"seed={args.seed}",
+                             f"nbs={args.nbs}", f"hsv_h={args.hsv_h}",
                              "workers=2", f"project={project}", f"name={name}", "plots=False", "verbose=False"])
             with open(project / name / "results.csv") as f:
                 times = [float(r["epoch_time"]) for r in csv.DictReader(f)]
@@ -82,11 +90,13 @@ def main() -> None:
             rows.append(("mirrordet", name, statistics.median(times), res["wall"], res["peak_rss_mb"], top1))
         if args.ultralytics_python:
             res = run_child([args.ultralytics_python, "-c", ULTRALYTICS_CHILD, str(root), str(args.epochs),
-                             str(args.imgsz), str(args.batch), str(args.seed), str(project)])
+                             str(args.imgsz), str(args.batch), str(args.seed), str(project), str(args.nbs),
+                             str(args.hsv_h)])
             rows.append(("ultralytics", "yolov8n-cls", statistics.median(res["epoch_s"]), res["wall"], res["peak_rss_mb"],
                          res["top1"]))
     print(f"machine: {platform.machine()}, {platform.system()}, python {platform.python_version()}")
-    print(f"settings: data=shapes-cls epochs={args.epochs} imgsz={args.imgsz} batch={args.batch} seed={args.seed} cpu")
+    print(f"settings: data=shapes-cls epochs={args.epochs} imgsz={args.imgsz} batch={args.batch} nbs={args.nbs} "
+          f"hsv_h={args.hsv_h} seed={args.seed} cpu")
     print("| tool | model | training pass s/epoch (median) | whole training s (wall) | peak RSS MB | top-1 |")
     print("|---|---|---|---|---|---|")
     for tool, model, med, total, rss, top1 in rows:

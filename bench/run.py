@@ -20,6 +20,9 @@ separate interpreter named by ``--ultralytics-python``; never a dependency of mi
   weights in both tools (mirrordet's trained yolov8n weights, copied into Ultralytics' identical
   network), median of ``--val-runs`` after an untimed first call (label caches). mirrordet's
   validation includes the pycocotools COCO evaluation; Ultralytics' uses its own metric code.
+  Pass ``--val-weights`` with a trained checkpoint: with barely trained weights almost every
+  anchor passes conf 0.001, NMS dominates both tools, and Ultralytics' NMS gives up after its
+  time limit (2 s + 0.05 s per image of a batch), leaving the rest of the batch without boxes.
 
 It prints a table of mirrordet / Ultralytics ratios and, with ``--append``, appends it to
 bench/RESULTS.md with the machine description.
@@ -223,6 +226,8 @@ def main() -> None:
     ap.add_argument("--train-epochs", type=int, default=3)
     ap.add_argument("--fraction", type=float, default=0.25, help="fraction of the 400 training images used")
     ap.add_argument("--val-runs", type=int, default=3)
+    ap.add_argument("--val-weights", type=Path, default=None,
+                    help="a trained mirrordet yolov8n checkpoint for the val section (default: the 320 training run's)")
     ap.add_argument("--append", type=Path, default=None, help="append the report to this markdown file")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
@@ -270,8 +275,8 @@ def main() -> None:
                 add("forward ms (640, fused)", "ultralytics", "yolov8n",
                     run_child(ul, ULTRALYTICS_CHILD, "forward", job)["forward_ms"], "ms")
         n_train = round(400 * args.fraction)
-        trained: Path | None = None
-        if "train" in sections or "val" in sections:
+        trained: Path | None = args.val_weights
+        if "train" in sections or ("val" in sections and trained is None):
             for sz in [int(s) for s in args.train_imgsz.split(",")]:
                 job = {"data": str(data), "epochs": args.train_epochs, "imgsz": sz, "batch": args.batch,
                        "fraction": args.fraction, "project": str(tmp / "runs")}
@@ -284,7 +289,7 @@ def main() -> None:
                         epoch_s = [float(r["epoch_time"]) for r in csv.DictReader(f)]
                     add(f"train img/s ({sz})", "mirrordet", m, n_train / statistics.median(epoch_s[1:]), "img/s")
                     add(f"train peak RSS MB ({sz})", "mirrordet", m, res["peak_rss_mb"], "MB")
-                    if trained is None and Path(m).stem == "yolov8n":
+                    if trained is None and Path(m).stem == "yolov8n":  # weights for the val section
                         trained = tmp / "runs" / name / "weights" / "best.pt"
                     if "train" not in sections:
                         break
@@ -339,7 +344,8 @@ def render(rows: list[tuple[str, str, str, float, str]], args, seconds: float) -
              f"- Machine: {machine()}.",
              f"- Command: `python bench/run.py --sections {args.sections} --threads {args.threads} "
              f"--train-imgsz {args.train_imgsz} --train-epochs {args.train_epochs} --fraction {args.fraction} "
-             f"--batch {args.batch}{' --ultralytics-python PATH' if args.ultralytics_python else ''}` "
+             f"--batch {args.batch}{' --val-weights PATH' if args.val_weights else ''}"
+             f"{' --ultralytics-python PATH' if args.ultralytics_python else ''}` "
              f"({seconds / 60:.1f} min).", "",
              "| measure | tool | model | value | mirrordet / Ultralytics |", "|---|---|---|---|---|"]
     for measure, tool, model, value, unit in rows:

@@ -72,8 +72,11 @@ class DetectionValidator:
 
     @torch.inference_mode()
     def __call__(self, model: torch.nn.Module, device: torch.device, half: bool = False, verbose: bool = True,
-                 plots: bool = True, save_json: bool = True) -> dict[str, Any]:
-        """Run the model over the split; returns metrics (keys ``METRIC_KEYS``, ``fitness``, ``speed``)."""
+                 plots: bool = True, save_json: bool = True, channels_last: bool = False) -> dict[str, Any]:
+        """Run the model over the split; returns metrics (keys ``METRIC_KEYS``, ``fitness``, ``speed``).
+
+        ``channels_last`` feeds the images NHWC (for a model prepared channels-last, see
+        :func:`mirrordet.engine.inference.prepare_model`)."""
         was_training = model.training
         model.eval()
         nc = len(self.names)
@@ -85,6 +88,8 @@ class DetectionValidator:
             t0 = time.perf_counter()
             img = batch["img"].to(device, non_blocking=True)
             img = (img.half() if half else img.float()) / 255
+            if channels_last:
+                img = img.contiguous(memory_format=torch.channels_last)
             t1 = time.perf_counter()
             preds = model(img)
             t2 = time.perf_counter()
@@ -174,9 +179,10 @@ def validate_model(model: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
     save_dir = run_dir(net.task, "val", cfg["project"], cfg["name"], cfg["exist_ok"])
     validator = task.validator(dataset, loader, cfg, save_dir, conf=0.001 if cfg["conf"] is None else cfg["conf"])
     half = cfg["half"] and device.type == "cuda"
-    net = net.to(device)
-    if half:
-        net = net.half()
-    metrics = validator(net, device, half=half, verbose=cfg["verbose"], plots=cfg["plots"], save_json=cfg["save_json"])
+    from mirrordet.engine.inference import prepare_model
+
+    net = prepare_model(net, device, half, fast=True)  # a fused, channels-last copy: the user's model is untouched
+    metrics = validator(net, device, half=half, verbose=cfg["verbose"], plots=cfg["plots"], save_json=cfg["save_json"],
+                        channels_last=True)
     LOGGER.info(f"Results saved to {save_dir}")
     return metrics

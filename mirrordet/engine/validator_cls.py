@@ -38,7 +38,8 @@ class ClassificationValidator:
 
     @torch.inference_mode()
     def __call__(self, model: torch.nn.Module, device: torch.device, half: bool = False, verbose: bool = True,
-                 plots: bool = True, save_json: bool = True) -> dict[str, Any]:
+                 plots: bool = True, save_json: bool = True, channels_last: bool = False) -> dict[str, Any]:
+        """Top-1 / top-5 over the split; ``channels_last`` feeds the images NHWC."""
         was_training = model.training
         model.eval()
         nc = len(self.names)
@@ -46,7 +47,10 @@ class ClassificationValidator:
         top5_hits, n = 0, 0
         for batch in tqdm(self.loader, desc="val", leave=False, disable=not verbose, dynamic_ncols=True):
             img = batch["img"].to(device, non_blocking=True)
-            probs = model((img.half() if half else img.float()) / 255).float()
+            img = (img.half() if half else img.float()) / 255
+            if channels_last:
+                img = img.contiguous(memory_format=torch.channels_last)
+            probs = model(img).float()
             target = batch["cls"].to(device)
             top = probs.topk(min(5, nc), 1).indices
             top5_hits += int((top == target[:, None]).any(1).sum())

@@ -141,6 +141,7 @@ def test_time_budget_refits_schedule():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
     lam = build_lr_lambda(2, 0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda=lam)
+    opt.step()
     sched.step()  # end of epoch 0: LR of epoch 1 on the old 2-epoch schedule
     trainer = SimpleNamespace(cfg={"epochs": 2, "time": 1.0, "lrf": 0.01, "cos_lr": False}, start_epoch=0,
                               t_session=time.time() - 60.0, dist=SimpleNamespace(is_main=True, enabled=False),
@@ -149,3 +150,16 @@ def test_time_budget_refits_schedule():
     assert 58 <= trainer.cfg["epochs"] <= 60  # 1 epoch done in ~60 s, ~3540 s left
     assert opt.param_groups[0]["lr"] == pytest.approx(0.01 * build_lr_lambda(trainer.cfg["epochs"], 0.01)(1))
     assert opt.param_groups[0]["lr"] > 0.01 * lam(1)  # later decay than on the 2-epoch schedule
+
+
+def test_val_runs_a_fused_copy(trained_run, tiny_shapes_yaml, tmp_path):
+    """`val` folds BatchNorm into a copy for speed; the caller's model keeps its BatchNorm layers."""
+    from mirrordet import Model
+    from mirrordet.nn.fuse import is_fused
+
+    model = Model(trained_run / "weights" / "best.pt")
+    metrics = model.val(data=str(tiny_shapes_yaml), imgsz=64, batch=8, workers=0, project=str(tmp_path), name="v",
+                        plots=False)
+    assert not is_fused(model.model)
+    ref = json.loads((trained_run / "metrics.json").read_text())  # the unfused final validation of training
+    assert abs(metrics["metrics/mAP50-95"] - ref["metrics/mAP50-95"]) < 1e-3
