@@ -10,8 +10,9 @@ import torch
 from torch.utils.data import Dataset
 
 from mirrordet.data.cifar import is_cifar_batch, read_cifar_batch
-from mirrordet.data.classify_transforms import center_crop_resize, color_jitter, pad_crop, random_resized_crop
+from mirrordet.data.classify_transforms import center_crop_resize, pad_crop, random_resized_crop
 from mirrordet.data.image_files import imread, is_image_file
+from mirrordet.data.transforms import hsv_jitter
 from mirrordet.utils.errors import DatasetError
 from mirrordet.utils.log import LOGGER
 
@@ -83,7 +84,8 @@ class ClassificationDataset(Dataset):
             img = pad_crop(img, s, rng, pad=max(1, s // 8)) if small else random_resized_crop(img, s, rng)
             if rng.random() < self.hyp["fliplr"]:
                 img = img[:, ::-1]
-            img = color_jitter(np.ascontiguousarray(img), self.hyp["hsv_h"], self.hyp["hsv_s"], self.hyp["hsv_v"], rng)
+            img = hsv_jitter(np.ascontiguousarray(img), self.hyp["hsv_h"], self.hyp["hsv_s"], self.hyp["hsv_v"], rng,
+                             hue_shift=True)  # torchvision semantics: hsv_h=0.5 reaches every hue
         else:
             img = center_crop_resize(img, s)
         rgb = np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))

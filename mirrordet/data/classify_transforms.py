@@ -42,21 +42,3 @@ def pad_crop(img: np.ndarray, size: int, rng: np.random.Generator, pad: int = 4)
     x, y = int(rng.integers(0, 2 * pad + 1)), int(rng.integers(0, 2 * pad + 1))
     return padded[y:y + size, x:x + size]
 
-
-def color_jitter(img: np.ndarray, hue: float, sat: float, val: float, rng: np.random.Generator) -> np.ndarray:
-    """Classification colour jitter (torchvision ``ColorJitter`` semantics for hue).
-
-    Hue is shifted by a random fraction of the colour circle in ``[-hue, hue]`` (``hue`` <= 0.5; 0.5
-    makes every hue equally likely, so a class cannot be told by its colour); saturation and value
-    are scaled by random gains in ``[1 - sat, 1 + sat]`` and ``[1 - val, 1 + val]``. BGR uint8
-    [H, W, 3] in, a new BGR uint8 [H, W, 3] out.
-    """
-    if not (hue or sat or val):
-        return img
-    shift, gs, gv = rng.uniform(-1, 1, 3) * (min(hue, 0.5) * 180, sat, val) + (0, 1, 1)
-    h, s, v = cv2.split(cv2.cvtColor(img, cv2.COLOR_BGR2HSV))  # OpenCV hue: 0..179
-    x = np.arange(256, dtype=np.float32)
-    lut_h = np.mod(np.round(x + shift), 180).astype(np.uint8)
-    lut_s = np.clip(x * gs, 0, 255).astype(np.uint8)
-    lut_v = np.clip(x * gv, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(cv2.merge((cv2.LUT(h, lut_h), cv2.LUT(s, lut_s), cv2.LUT(v, lut_v))), cv2.COLOR_HSV2BGR)

@@ -125,15 +125,25 @@ def clip_and_filter(
 
 
 def hsv_jitter(
-    img: np.ndarray, hgain: float, sgain: float, vgain: float, rng: np.random.Generator
+    img: np.ndarray, hgain: float, sgain: float, vgain: float, rng: np.random.Generator, hue_shift: bool = False
 ) -> np.ndarray:
-    """Random hue/saturation/value gains in [1 - g, 1 + g] (hue wraps). Returns a new BGR image."""
+    """Random saturation/value gains in [1 - g, 1 + g] and a random hue change. Returns a new BGR image.
+
+    Hue (OpenCV 0..179, wraps): a gain in [1 - hgain, 1 + hgain] (detection, YOLO convention), or with
+    ``hue_shift`` an additive shift of a random fraction of the colour circle in [-hgain, hgain]
+    (classification, torchvision ``ColorJitter`` convention; hgain <= 0.5, where 0.5 makes every hue
+    equally likely, so a class cannot be told by its colour).
+    """
     if not (hgain or sgain or vgain):
         return img
-    r = rng.uniform(-1, 1, 3) * (hgain, sgain, vgain) + 1
+    u = rng.uniform(-1, 1, 3)
+    r = u * (hgain, sgain, vgain) + 1
     hue, sat, val = cv2.split(cv2.cvtColor(img, cv2.COLOR_BGR2HSV))
     x = np.arange(256, dtype=np.float32)
-    lut_h = ((x * r[0]) % 180).astype(np.uint8)
+    if hue_shift:
+        lut_h = np.mod(np.round(x + u[0] * min(hgain, 0.5) * 180), 180).astype(np.uint8)
+    else:
+        lut_h = ((x * r[0]) % 180).astype(np.uint8)
     lut_s = np.clip(x * r[1], 0, 255).astype(np.uint8)
     lut_v = np.clip(x * r[2], 0, 255).astype(np.uint8)
     hsv = cv2.merge((cv2.LUT(hue, lut_h), cv2.LUT(sat, lut_s), cv2.LUT(val, lut_v)))

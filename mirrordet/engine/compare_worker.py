@@ -4,14 +4,16 @@
 keys as ``mirrordet train``) and then writes ``memory.json`` into the run folder: the peak
 resident set size of the training process (data-loader worker processes not included), on
 CUDA the peak memory allocated by torch, and the wall-clock seconds of the whole training
-(``wall_s``: setup, epochs, validations and the final validation). A process of its own per run keeps those peaks clean
-(nothing carried over from other runs) and gives every run the same fresh interpreter state.
+(``wall_s``: setup, epochs, validations and the final validation). A process of its own per run
+keeps those peaks clean (nothing carried over from other runs) and gives every run the same fresh
+interpreter state.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Sequence
 
 MEMORY_FILE = "memory.json"
@@ -30,8 +32,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(argv) != 1:
         LOGGER.error("usage: python -m mirrordet.engine.compare_worker '<JSON settings>'")
         return 2
-    import time
-
     start = time.time()
     try:
         trainer = Trainer(json.loads(argv[0]))
