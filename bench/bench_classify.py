@@ -5,7 +5,7 @@ imgsz, epochs, batch and seed; reports the median seconds of an epoch's training
 not included, for both tools: mirrordet's results.csv ``epoch_time``, Ultralytics' epoch start/end
 callbacks), the wall-clock time of the whole training process, peak RSS and final top-1.
 
-    python bench/bench_classify.py --epochs 25 --imgsz 64 --batch 16 --nbs 16 --hsv-h 0.5 [--ultralytics-python PATH]
+    python bench/bench_classify.py --epochs 50 --imgsz 64 --batch 16 --nbs 16 --hsv-h 0.5 [--ultralytics-python PATH]
 
 The defaults are shapes-cls.yaml's suggested settings, so the mirrordet runs equal
 ``mirrordet train model=<model> data=shapes-cls.yaml``; Ultralytics gets the same values
@@ -63,7 +63,7 @@ def run_child(cmd: list[str]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=25)  # the shapes-cls.yaml defaults: epochs, imgsz, nbs, hsv_h
+    ap.add_argument("--epochs", type=int, default=50)  # the shapes-cls.yaml defaults: epochs, imgsz, nbs, hsv_h
     ap.add_argument("--nbs", type=int, default=16)
     ap.add_argument("--hsv-h", type=float, default=0.5)
     ap.add_argument("--imgsz", type=int, default=64)

@@ -17,6 +17,7 @@ OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
     "scale": (str,), "nc": (int,), "device": (str, int), "project": (str,), "name": (str,),
     "conf": NUMBER, "classes": (list, int), "source": (str,), "time": NUMBER,
 }
+MIXED_TYPES: dict[str, tuple[type, ...]] = {"amp": (bool, str)}  # True/False, or "bf16"
 UNIT_INTERVAL = {"hsv_h", "hsv_s", "hsv_v", "fliplr", "flipud", "mosaic", "translate", "iou", "conf",
                  "lrf", "momentum", "warmup_momentum", "label_smoothing"}
 POSITIVE = {"epochs", "time", "batch", "imgsz", "lr0", "nbs", "max_det", "vid_stride", "max_bad_steps", "fraction"}
@@ -25,7 +26,7 @@ NON_NEGATIVE = {"patience", "workers", "weight_decay", "warmup_epochs", "warmup_
 CHOICES = {
     "task": ("detect", "classify"), "mode": ("train", "val", "predict", "info", "export", "compare"),
     "optimizer": ("auto", "SGD", "Adam", "AdamW"), "format": ("torchscript", "onnx"),
-    "split": ("train", "val", "test"), "scale": ("n", "s", "m", "l", "x"),
+    "split": ("train", "val", "test"), "scale": ("n", "s", "m", "l", "x"), "amp": ("bf16",),
 }
 
 
@@ -49,7 +50,9 @@ def _check_type(key: str, value: Any, default: Any) -> Any:
         if default is None or key in OPTIONAL_TYPES:
             return None
         raise ConfigError(f"'{key}' cannot be null (default {default!r})")
-    if default is None:
+    if key in MIXED_TYPES:
+        types = MIXED_TYPES[key]
+    elif default is None:
         types = OPTIONAL_TYPES.get(key, (str, int, float, bool, list))
     elif isinstance(default, bool):
         types = (bool,)
@@ -73,7 +76,8 @@ def _check_range(key: str, value: Any) -> None:
     if value is None or isinstance(value, bool):
         return
     if key in CHOICES and value not in CHOICES[key]:
-        raise ConfigError(f"'{key}={value}' is not valid; choose one of {', '.join(CHOICES[key])}")
+        choices = [*CHOICES[key], *(("true", "false") if bool in MIXED_TYPES.get(key, ()) else ())]
+        raise ConfigError(f"'{key}={value}' is not valid; choose one of {', '.join(choices)}")
     if isinstance(value, (int, float)):
         if value != value or value in (float("inf"), float("-inf")):
             raise ConfigError(f"'{key}={value}' must be a finite number")

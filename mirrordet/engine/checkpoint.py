@@ -84,7 +84,7 @@ def _check_plain(obj: Any, where: str) -> None:
 
 
 def save_checkpoint(path: str | Path, ckpt: dict[str, Any]) -> Path:
-    """Write ``ckpt`` to ``path`` atomically (serialized in memory, then temp file + rename).
+    """Write ``ckpt`` to ``path`` atomically (streamed into a temp file, then renamed).
 
     Args:
         path: destination, e.g. ``runs/detect/train/exp/weights/last.pt``; folders are created.

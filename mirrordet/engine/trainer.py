@@ -1,7 +1,7 @@
 """Trainer: one loop for every model family (the loss is chosen by the model's head).
 
-Per iteration: warmup -> forward (CUDA AMP when enabled) -> loss -> backward -> every
-``accumulate`` iterations: unscale, clip, step, EMA update. Per epoch: LR schedule step,
+Per iteration: warmup -> forward (autocast when ``amp`` enables it, see engine/amp.py) -> loss ->
+backward -> every ``accumulate`` iterations: unscale, clip, step, EMA update. Per epoch: LR schedule step,
 validation of the EMA weights, results.csv row, last.pt / best.pt (atomic), results.png.
 """
 
@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from mirrordet import __version__
 from mirrordet.engine.callbacks_io import ResultsCSV
+from mirrordet.engine.amp import amp_dtype, autocast
 from mirrordet.engine.checkpoint import CKPT_FORMAT, load_checkpoint, save_checkpoint, strip_for_inference
 from mirrordet.engine.distributed import (all_true, broadcast_object, checksums_agree, cleanup, dist_info,
                                           init_distributed)
@@ -65,7 +66,8 @@ class Trainer:
         self.task = task_for(self.model, self.data)
         self.stride = int(max(self.model.stride.max().item(), 32))
         self.imgsz = check_imgsz(cfg["imgsz"], self.stride)
-        self.amp = bool(cfg["amp"]) and self.device.type == "cuda"
+        self.amp_dtype = amp_dtype(cfg["amp"], self.device)
+        self.amp = self.amp_dtype is torch.float16  # float16 needs the GradScaler; bfloat16 does not
         save_dir = None
         if self.resume_ckpt is not None:
             save_dir = Path(self.resume_ckpt["train_args"]["save_dir"])
@@ -202,7 +204,8 @@ class Trainer:
         ddp = f", DDP x{self.dist.world_size} ({self.batch}/rank)" if self.dist.enabled else ""
         LOGGER.info(f"Training {Path(str(cfg['model'])).name} on {self.data.get('yaml_file')} for {epochs} epochs: "
                     f"imgsz {self.imgsz}, batch {cfg['batch']} (accumulate {self.accumulate}){ddp}, "
-                    f"{self.opt_name}(lr={self.lr0:g}), device {self.device}, AMP {self.amp}, "
+                    f"{self.opt_name}(lr={self.lr0:g}), device {self.device}, "
+                    f"AMP {str(self.amp_dtype).replace('torch.', '') if self.amp_dtype else False}, "
                     f"{len(self.train_set)} train images\nLogging results to {self.save_dir}")
         self.last_opt_step, self.bad_steps = -1, 0
         patience_left = cfg["patience"] or float("inf")
@@ -284,7 +287,7 @@ class Trainer:
                 self.accumulate = max(1, int(np.interp(ni, [0, self.nw], [1, cfg["nbs"] / cfg["batch"]]).round()))
             img = batch_d["img"].to(device, non_blocking=True).float() / 255
             targets = task.targets(batch_d, img, device)
-            with torch.autocast(device_type=device.type, enabled=self.amp):
+            with autocast(device, self.amp_dtype):
                 loss, items = self.criterion(self.train_model(img), targets)
             if not all_true(bool(torch.isfinite(loss)), self.dist, device):  # every rank skips together
                 self._skip_step(epoch, i)

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mirrordet.nn.init import zero_init_residual
 from mirrordet.nn.parser import LayerRow, load_model_yaml, parse_model, parse_yaml_text, resolve_model_yaml
 from mirrordet.utils.errors import ModelConfigError
 
@@ -39,6 +40,8 @@ class ModelGraph(nn.Module):
         self.names = dict(names) if names else {i: f"class{i}" for i in range(self.nc)}
         head = self.layers[-1]
         self.task: str = getattr(type(head), "task", "features")
+        if d.get("zero_init_residual", False):
+            zero_init_residual(self)
         self.register_buffer("stride", self._probe_strides(), persistent=False)
         if hasattr(head, "stride"):
             head.stride = self.stride.clone()

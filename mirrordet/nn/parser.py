@@ -28,7 +28,7 @@ from mirrordet.registry import MODULES
 from mirrordet.utils.errors import MirrordetError, ModelConfigError
 from mirrordet.utils.files import bundled_dir, find_yaml
 
-TOP_LEVEL_KEYS = {"nc", "scales", "backbone", "head", "depth_multiple", "width_multiple"}
+TOP_LEVEL_KEYS = {"nc", "scales", "backbone", "head", "depth_multiple", "width_multiple", "zero_init_residual"}
 SYMBOLS: dict[str, Any] = {"None": None}
 SCALE_RE = re.compile(r"^(?P<base>.*?\d+)(?P<scale>[nslmx])(?P<rest>(-.*)?)$")
 
@@ -170,6 +170,9 @@ def parse_model(d: dict, nc: int | None = None, scale: str | None = None, ch: in
             raise ModelConfigError(f"{source}: missing `{key}` (a list of [from, repeats, module, args] rows)")
         if not isinstance(d[key], list):
             raise ModelConfigError(f"{source}: `{key}` must be a list of [from, repeats, module, args] rows")
+    if not isinstance(d.get("zero_init_residual", False), bool):
+        raise ModelConfigError(f"{source}: `zero_init_residual` must be true or false, "
+                               f"got {d['zero_init_residual']!r}")
     nc = d.get("nc", 80) if nc is None else nc
     if not isinstance(nc, int) or isinstance(nc, bool) or nc < 1:
         raise ModelConfigError(f"{source}: `nc` must be a positive integer, got {nc!r}")

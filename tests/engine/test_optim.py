@@ -11,6 +11,7 @@ from torch import nn
 from mirrordet.engine.optim import (
     build_lr_lambda,
     build_optimizer,
+    fused_adam_supported,
     optimizer_momentum,
     split_param_groups,
     warmup_step,
@@ -150,3 +151,46 @@ def test_warmup_sets_adam_beta1_and_handles_no_warmup():
     lrs = warmup_step(opt, ni=0, nw=0, **kw)
     assert lrs == pytest.approx([0.001] * 3)
     assert opt.param_groups[0]["betas"] == (0.9, 0.999)
+
+
+def _torch_at_least(major: int, minor: int) -> bool:
+    return tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) >= (major, minor)
+
+
+def test_fused_adam_only_where_torch_has_the_kernel():
+    params = [nn.Parameter(torch.ones(3))]
+    assert fused_adam_supported(params) is _torch_at_least(2, 4)
+    assert fused_adam_supported([]) is False
+    assert fused_adam_supported([nn.Parameter(torch.ones(3, dtype=torch.float64)), *params]) is _torch_at_least(2, 4)
+    opt, _, _ = build_optimizer(_Net(), "AdamW", lr=0.01, momentum=0.9, weight_decay=1e-3)
+    assert bool(opt.defaults.get("fused")) is _torch_at_least(2, 4)
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_fused_step_matches_the_reference_loop(name):
+    """The fused optimizer built here takes the same steps as torch's per-tensor reference loop,
+    also after warmup has changed a group's lr and beta1."""
+    torch.manual_seed(0)
+    net = _Net()
+    ref = _Net()
+    ref.load_state_dict(net.state_dict())
+    opt, _, _ = build_optimizer(net, name, lr=0.01, momentum=0.9, weight_decay=1e-3)
+    cls = torch.optim.Adam if name == "Adam" else torch.optim.AdamW
+    groups = [{"params": [dict(ref.named_parameters())[n] for n in names], "weight_decay": g["weight_decay"]}
+              for names, g in zip(_group_names(net, opt), opt.param_groups)]
+    ref_opt = cls(groups, lr=0.01, betas=(0.9, 0.999), foreach=False)
+    x = torch.randn(2, 3, 6, 6)
+    for it in range(3):
+        for o, m in ((opt, net), (ref_opt, ref)):
+            warmup_step(o, it, 2, 0, lambda e: 1.0, 0.01, 0.1, 0.9, 0.8)
+            o.zero_grad()
+            y = m.conv2(m.bn(m.conv(x))).mean((2, 3))
+            m.head(m.ln(m.gn(y[..., None, None]).flatten(1)) * m.scale).sum().backward()
+            o.step()
+    for (n, p), q in zip(net.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=n)
+
+
+def _group_names(net: nn.Module, opt: torch.optim.Optimizer) -> list[list[str]]:
+    names = {id(p): n for n, p in net.named_parameters()}
+    return [[names[id(p)] for p in g["params"]] for g in opt.param_groups]

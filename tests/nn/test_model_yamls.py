@@ -82,12 +82,13 @@ def test_mirror_yaml_differs_only_in_block():
 
 @pytest.mark.parametrize("size", [32, 224])
 def test_cspmirrornet53_runs(size):
-    model = build_model("cspmirrornet53-cls.yaml", scale="n").eval()
+    model = build_model("cspmirrornet53-cls.yaml").eval()  # the first scale, n
     with torch.no_grad():
         y = model(torch.randn(2, 3, size, size))
     assert y.shape == (2, 10)
-    full = build_model("cspmirrornet53-cls.yaml")
-    assert full.scale is None and sum(p.numel() for p in full.parameters()) > 20_000_000
+    assert 2_000_000 < sum(p.numel() for p in model.parameters()) < 4_000_000
+    full = build_model("cspmirrornet53l-cls.yaml")  # the seed's full Darknet-53 widths
+    assert full.scale == "l" and sum(p.numel() for p in full.parameters()) > 40_000_000
     with torch.no_grad():
         assert full.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
 

@@ -46,6 +46,7 @@ def test_good_file_builds(tmp_path):
         (GOOD.replace("[-1, 1, Conv, [32", "[-1, 0, Conv, [32"), r"repeats must be a positive integer"),
         ("- just a list\n", r"must be a mapping"),
         ("nc: [unclosed\n", r"not valid YAML"),
+        ("zero_init_residual: yes please\n" + GOOD, r"`zero_init_residual` must be true or false"),
     ],
 )
 def test_bad_files_name_file_and_row(tmp_path, text, match):

@@ -33,6 +33,14 @@ class Bottleneck(nn.Module):
         y = self.cv2(self.cv1(x))
         return x + y if self.add else y
 
+    def zero_init_last(self) -> bool:
+        """Zero the scale of the residual branch's last BatchNorm, so that the block starts as the
+        identity (``x + SiLU(0) = x``). Returns whether there was a residual to zero."""
+        if not self.add:
+            return False
+        nn.init.zeros_(self.cv2.bn.weight)
+        return True
+
     @classmethod
     def from_yaml(cls, c_in: list[int], args: list, n: int, ctx: BuildContext):
         """Args ``[c2, shortcut=True, g=1]``; ``repeats`` stacks n bottlenecks."""
