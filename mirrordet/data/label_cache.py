@@ -8,7 +8,6 @@ label file, so a second run with unchanged files skips decoding and parsing enti
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from mirrordet.utils.files import atomic_write_bytes
+from mirrordet.utils.files import atomic_save
 from mirrordet.utils.log import LOGGER
 
 CACHE_VERSION = 2
@@ -72,10 +71,8 @@ def save_record_cache(
         "crowd": np.concatenate(crowd).astype(np.float32) if n else np.zeros((0, 4), np.float32),
         "report": _text(json.dumps(report)),
     }
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
     try:
-        atomic_write_bytes(path, buf.getvalue())
+        atomic_save(path, lambda f: np.savez(f, **arrays))
     except OSError as e:
         LOGGER.warning(f"label cache {path} not written ({e}); labels will be re-checked next run")
         return False

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
-from mirrordet.utils.files import atomic_write_bytes
+from mirrordet.utils.files import atomic_save
 
 
 def new_figure(
@@ -32,7 +31,5 @@ def new_figure(
 
 
 def save_figure(fig: Any, path: str | Path, dpi: int = 150) -> Path:
-    """Render ``fig`` to PNG in memory, then write it atomically to ``path``."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return atomic_write_bytes(path, buf.getvalue())
+    """Render ``fig`` to PNG, written atomically to ``path``."""
+    return atomic_save(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
