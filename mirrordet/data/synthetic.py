@@ -9,6 +9,10 @@ unlabelled clutter (lines, small flat blobs), limited overlap. Layout::
 
 Each dataset is generated into a temporary sibling folder and renamed into place, so an
 interrupted generation never leaves a half dataset. Same arguments -> identical bytes.
+
+Only a folder that is missing, empty, or made by this module (it holds ``synthetic.json`` naming a
+known generator) is ever replaced; any other folder is left untouched and a :class:`DatasetError`
+says so. A folder that was regenerated gets the permissions of a new folder (umask), not 0700.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from mirrordet.data.synthetic_draw import (
     shape_color,
     shape_extent,
 )
+from mirrordet.utils.errors import DatasetError
 from mirrordet.utils.log import LOGGER
 
 GENERATOR_VERSION = 1
@@ -109,16 +114,57 @@ def _is_current(root: Path, meta: dict[str, Any]) -> bool:
         return False
 
 
+def _made_here(root: Path) -> bool:
+    """True if ``root`` holds this module's metadata file (so it is ours to regenerate)."""
+    try:
+        meta = json.loads((root / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("generator") in ("shapes", "shapes-cls")
+
+
+def check_replaceable(root: str | Path) -> None:
+    """Refuse to generate into a folder mirrordet did not create.
+
+    Raises:
+        DatasetError: ``root`` is a file, or a non-empty folder without this module's ``synthetic.json``.
+    """
+    root = Path(root)
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise DatasetError(f"cannot generate the synthetic dataset at {root}: it is a file")
+    if any(root.iterdir()) and not _made_here(root):
+        raise DatasetError(f"cannot generate the synthetic dataset into {root}: the folder is not empty and was not "
+                           f"made by mirrordet (no {META_FILE}); nothing was changed. Point `path:` to a new or "
+                           "empty folder")
+
+
+def _mkdtemp_public(prefix: str, parent: Path) -> Path:
+    """``tempfile.mkdtemp`` with the permissions of an ordinary new folder (mkdtemp makes 0700)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    return tmp
+
+
 def _generate_atomically(root: Path, meta: dict[str, Any], fill: Callable[[Path], None]) -> Path:
-    """Run ``fill(tmp)`` on a fresh temp sibling of ``root``, then swap it into place."""
+    """Run ``fill(tmp)`` on a fresh temp sibling of ``root``, then swap it into place.
+
+    Raises:
+        DatasetError: ``root`` exists and is not ours to replace (see :func:`check_replaceable`).
+    """
     root = Path(root).absolute()
+    check_replaceable(root)
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    tmp = _mkdtemp_public(f".{root.name}.tmp-", root.parent)
     try:
         fill(tmp)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
         old = None
         if root.exists():
+            check_replaceable(root)  # again, just before the swap: the folder may have changed meanwhile
             old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
             os.replace(root, old / "d")
         try:
@@ -136,7 +182,9 @@ def _generate_atomically(root: Path, meta: dict[str, Any], fill: Callable[[Path]
 def generate_shapes(
     root: str | Path, n_train: int = 400, n_val: int = 100, imgsz: int = 160, seed: int = 0
 ) -> Path:
-    """Generate the "shapes" detection dataset at ``root`` (replacing what is there), YOLO layout.
+    """Generate the "shapes" detection dataset at ``root``, YOLO layout.
+
+    ``root`` must be missing, empty, or an earlier output of this module (which is replaced).
 
     Args:
         root: dataset root to create.
@@ -161,6 +209,7 @@ def _ensure(kind: str, generate: Callable[..., Path], defaults: dict[str, int], 
     """``generate(root, **args)`` unless ``root`` already holds exactly that dataset."""
     args = defaults | kwargs
     if not _is_current(Path(root), _meta(kind, args)):
+        check_replaceable(root)  # before any output: a refused folder gets one error line only
         LOGGER.info(f"generating the synthetic '{kind}' dataset in {root} ...")
         generate(root, **args)
     return Path(root).absolute()
@@ -187,6 +236,8 @@ def generate_shapes_cls(
     root: str | Path, n_train_per_class: int = 100, n_val_per_class: int = 25, imgsz: int = 64, seed: int = 0
 ) -> Path:
     """Generate the "shapes-cls" classification dataset: ``root/{train,val}/<class>/*.png``.
+
+    ``root`` must be missing, empty, or an earlier output of this module (which is replaced).
 
     Returns:
         root (absolute).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import cv2
@@ -107,3 +108,44 @@ def test_classification_variant(tmp_path: Path) -> None:
             files = sorted((a / split / name).glob("*.png"))
             assert len(files) == n
             assert cv2.imread(str(files[0])).shape == (48, 48, 3)
+
+
+@pytest.mark.parametrize("make", [ensure_shapes, synthetic.ensure_shapes_cls])
+def test_a_folder_mirrordet_did_not_make_survives(tmp_path: Path, make) -> None:
+    """Generating into a user's non-empty folder is refused and changes nothing (files, mode)."""
+    user = tmp_path / "my_photos"
+    (user / "sub").mkdir(parents=True)
+    (user / "holiday.jpg").write_bytes(b"precious")
+    (user / "sub" / "notes.txt").write_text("keep me")
+    user.chmod(0o755)
+    before = _digest(user)
+    with pytest.raises(synthetic.DatasetError, match="not empty and was not made by mirrordet"):
+        make(user, **({"n_train": 2, "n_val": 1} if make is ensure_shapes else
+                      {"n_train_per_class": 1, "n_val_per_class": 1}))
+    assert _digest(user) == before
+    assert (user.stat().st_mode & 0o777) == 0o755
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my_photos"]  # no temp folders left beside it
+
+
+def test_dataset_yaml_pointing_at_a_user_folder_is_a_one_line_error(tmp_path: Path, one_line_error) -> None:
+    user = tmp_path / "work"
+    user.mkdir()
+    (user / "thesis.tex").write_text("years of work")
+    yaml_file = tmp_path / "shapes.yaml"
+    yaml_file.write_text(f"synthetic: shapes\npath: {user}\nsynthetic_args: {{n_train: 2, n_val: 1, imgsz: 64}}\n"
+                         "train: images/train\nval: images/val\nnames: [a, b, c, d]\n")
+    one_line_error(["train", f"data={yaml_file}", "epochs=1"], contains="not made by mirrordet")
+    assert (user / "thesis.tex").read_text() == "years of work"
+    assert [p.name for p in user.iterdir()] == ["thesis.tex"]
+
+
+def test_empty_and_own_folders_are_generated_into(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    root = generate_shapes(empty, n_train=2, n_val=1, imgsz=64, seed=0)
+    assert (root / synthetic.META_FILE).is_file()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (root.stat().st_mode & 0o777) == 0o777 & ~umask  # not mkdtemp's 0700
+    again = generate_shapes(root, n_train=3, n_val=1, imgsz=64, seed=0)  # ours: replaced
+    assert len(list((again / "images" / "train").glob("*.png"))) == 3
