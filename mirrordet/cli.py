@@ -160,8 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MirrordetError as e:
         LOGGER.error(f"mirrordet {mode}: error: {e}")
         return 2
-    except KeyboardInterrupt:
-        LOGGER.error("interrupted")
+    except KeyboardInterrupt as e:  # a TrainingInterrupted says what was kept and how to resume
+        LOGGER.error(f"mirrordet {mode}: interrupted{': ' + str(e) if str(e) else ''}")
         return 130
 
 

@@ -14,7 +14,7 @@ from mirrordet.utils.log import LOGGER, setup_logging
 
 def load_weights(path: str | Path) -> tuple[ModelGraph, dict]:
     """Rebuild a model from a mirrordet checkpoint (YAML text + state dict). Returns (model, ckpt)."""
-    from mirrordet.engine.checkpoint import load_checkpoint
+    from mirrordet.engine.checkpoint import load_checkpoint, load_state_dict_checked
 
     ckpt = load_checkpoint(path)
     cfg = ckpt.get("model_cfg") or {}
@@ -23,7 +23,7 @@ def load_weights(path: str | Path) -> tuple[ModelGraph, dict]:
         names = dict(enumerate(names))
     model = ModelGraph(ckpt["model_yaml"], nc=cfg.get("nc"), scale=cfg.get("scale"), source=str(path),
                        names=names)
-    model.load_state_dict(ckpt["model"])
+    load_state_dict_checked(model, ckpt["model"], path)  # missing keys / wrong shapes -> CheckpointError
     return model, ckpt
 
 

@@ -71,12 +71,27 @@ def _names(raw: dict[str, Any], file: Path) -> dict[int, str]:
     return out
 
 
+# The settings a dataset YAML's `defaults:` block may suggest: training hyperparameters,
+# augmentation and evaluation thresholds. Where outputs go, what runs and on which device come from
+# the user alone, so a dataset file can never redirect or overwrite another run's files.
+DATASET_HINT_KEYS: frozenset[str] = frozenset({
+    "epochs", "patience", "batch", "imgsz", "optimizer", "lr0", "lrf", "momentum", "weight_decay",
+    "warmup_epochs", "warmup_momentum", "warmup_bias_lr", "cos_lr", "nbs", "grad_clip", "close_mosaic",
+    "fraction", "box", "cls", "dfl", "label_smoothing", "hsv_h", "hsv_s", "hsv_v", "degrees", "translate",
+    "aug_scale", "shear", "fliplr", "flipud", "mosaic", "conf", "iou", "max_det", "cache",
+})
+
+
 def _defaults(raw: dict[str, Any], file: Path) -> dict[str, Any]:
     d = raw.get("defaults")
     if d is None:
         return {}
     if not isinstance(d, dict):
         raise DatasetError(f"{file}: `defaults` must be a mapping of setting -> value")
+    refused = sorted(str(k) for k in d if k not in DATASET_HINT_KEYS)
+    if refused:
+        raise DatasetError(f"{file}: `defaults:` may only suggest training hyperparameters, not "
+                           f"{', '.join(refused[:8])} (set those on the command line)")
     for k, v in d.items():
         if not isinstance(k, str) or not (v is None or isinstance(v, (bool, int, float, str))):
             raise DatasetError(f"{file}: `defaults.{k}` must be a scalar (number, string, bool or null)")

@@ -32,8 +32,6 @@ or namespaces must be converted by the caller, e.g. ``float(x)``, ``str(p)``, ``
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -42,6 +40,7 @@ import torch
 
 from mirrordet.utils.errors import CheckpointError
 from mirrordet.utils.files import atomic_save
+from mirrordet.utils.safe_load import safe_torch_load
 
 __all__ = [
     "CKPT_FORMAT",
@@ -49,6 +48,7 @@ __all__ = [
     "TRAINING_STATE_KEYS",
     "save_checkpoint",
     "load_checkpoint",
+    "load_state_dict_checked",
     "strip_for_inference",
 ]
 
@@ -107,28 +107,18 @@ def save_checkpoint(path: str | Path, ckpt: dict[str, Any]) -> Path:
     return atomic_save(path, lambda buf: torch.save(ckpt, buf))
 
 
-def _reason(exc: BaseException) -> str:
-    """One-line cause of a failed weights-only load."""
-    text = str(exc)
-    marker = "WeightsUnpickler error:"
-    if marker in text:
-        text = text.split(marker, 1)[1]
-        text = text.split(" Please use", 1)[0]  # drop torch's advice on allow-listing globals
-        detail = " ".join(text.split()).rstrip(".")
-        return f"it contains objects outside the allowed plain types ({detail})"
-    corrupt = "zip archive" in text or "central directory" in text
-    if corrupt or isinstance(exc, (EOFError, zipfile.BadZipFile)):
-        return "the file is truncated or corrupt"
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    detail = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-    return f"it is not a readable torch checkpoint ({detail})"
+def _is_plain_state_dict(obj: dict) -> bool:
+    """A dict of tensors keyed by dotted names: the file of ``torch.save(model.state_dict())``."""
+    return bool(obj) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint with ``torch.load(path, map_location="cpu", weights_only=True)`` only.
 
     The restricted unpickler never imports or calls anything named in the file, so a
-    malicious payload cannot run.
+    malicious payload cannot run. Before torch reads the file, its zip directory is checked
+    against the size bounds of :mod:`mirrordet.utils.safe_load` (a small file that declares
+    gigabytes is refused without decompressing anything).
 
     Args:
         path: a ``.pt`` file.
@@ -137,30 +127,26 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         The checkpoint dict (tensors on cpu).
 
     Raises:
-        CheckpointError: missing file, a payload needing globals, a truncated/corrupt file,
-            a payload that is not a dict, a dict lacking ``model_yaml`` or ``model``, or an
-            unknown ``format``. The message names the file.
+        CheckpointError: missing file, a payload needing globals, a truncated/corrupt or
+            oversized file, a payload that is not a dict (or is a plain state dict such as a
+            TorchVision weights file), a dict lacking ``model_yaml`` or ``model``, entries of the
+            wrong type, or an unknown ``format``. The message names the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist (or is not a file)")
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError,
-            AttributeError, IndexError, zipfile.BadZipFile, UnicodeDecodeError, MemoryError) as exc:
-        raise CheckpointError(
-            f"refusing to load checkpoint {path}: {_reason(exc)}. mirrordet loads checkpoints only with "
-            "torch.load(weights_only=True) and never executes code from a file; re-create the checkpoint "
-            "with mirrordet from a trusted source"
-        ) from None
-    except Exception as exc:  # any other loader failure is still a refusal, never a fallback
-        raise CheckpointError(f"refusing to load checkpoint {path}: {_reason(exc)}") from None
+    ckpt = safe_torch_load(path)
     if not isinstance(ckpt, dict):
         raise CheckpointError(
             f"refusing to load checkpoint {path}: expected a dict, found {type(ckpt).__name__} "
-            "(a bare state_dict or model object is not a mirrordet checkpoint)"
+            "(a bare model object is not a mirrordet checkpoint)"
         )
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing and _is_plain_state_dict(ckpt):
+        raise CheckpointError(
+            f"refusing to load checkpoint {path}: it is a plain state dict ({len(ckpt)} tensors, e.g. "
+            f"{', '.join(list(ckpt)[:3])}), such as a TorchVision weights file, not a mirrordet checkpoint "
+            "(which holds the model YAML too); give it to a TorchVision backbone row as `weights`, or "
+            "train with mirrordet to get a .pt"
+        )
     if missing:
         raise CheckpointError(
             f"refusing to load checkpoint {path}: required key(s) {missing} missing "
@@ -169,13 +155,58 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     fmt = ckpt.get("format", CKPT_FORMAT)
     if fmt != CKPT_FORMAT:
         raise CheckpointError(
-            f"refusing to load checkpoint {path}: unknown format {fmt!r} (expected {CKPT_FORMAT!r})"
+            f"refusing to load checkpoint {path}: unknown format {str(fmt)[:40]!r} (expected {CKPT_FORMAT!r})"
         )
     if not isinstance(ckpt["model_yaml"], str):
         raise CheckpointError(f"refusing to load checkpoint {path}: 'model_yaml' must be the YAML text (str)")
     if not isinstance(ckpt["model"], dict):
         raise CheckpointError(f"refusing to load checkpoint {path}: 'model' must be a state dict")
+    if not isinstance(ckpt.get("model_cfg") or {}, dict):
+        raise CheckpointError(f"refusing to load checkpoint {path}: 'model_cfg' must be a dict")
+    names = ckpt.get("names")
+    if names is not None and not (
+        (isinstance(names, dict) and all(isinstance(k, int) and isinstance(v, str) for k, v in names.items()))
+        or (isinstance(names, list) and all(isinstance(v, str) for v in names))
+    ):
+        raise CheckpointError(f"refusing to load checkpoint {path}: 'names' must be a list of str or {{int: str}}")
     return ckpt
+
+
+def load_state_dict_checked(net: torch.nn.Module, state: dict[str, Any], source: str | Path) -> None:
+    """``net.load_state_dict(state)`` (strict) that fails with a CheckpointError naming the keys.
+
+    Args:
+        net: the network rebuilt from the checkpoint's own YAML.
+        state: its state dict (name -> tensor).
+        source: the file the state came from, named in the error.
+
+    Raises:
+        CheckpointError: keys missing from ``state``, unexpected keys, non-tensor values or
+            shapes that differ from the network's; the first few of each are listed.
+    """
+    own = net.state_dict()
+    problems = []
+    missing = [k for k in own if k not in state]
+    unexpected = [str(k) for k in state if k not in own]
+    common = [k for k in own if k in state and isinstance(own[k], torch.Tensor)]
+    not_tensor = [k for k in common if not isinstance(state[k], torch.Tensor)]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in common
+              if isinstance(state[k], torch.Tensor) and state[k].shape != own[k].shape]
+    for what, keys in (("missing", missing), ("unexpected", unexpected), ("not tensors", not_tensor),
+                       ("wrong shapes (file vs model)", shapes)):
+        if keys:
+            more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+            problems.append(f"{len(keys)} {what}: {', '.join(keys[:3])}{more}")
+    if problems:
+        raise CheckpointError(
+            f"checkpoint {source}: its weights do not fit the model built from its own YAML ("
+            + "; ".join(problems) + ")"
+        )
+    try:
+        net.load_state_dict(state)
+    except (RuntimeError, TypeError, ValueError) as e:  # e.g. a dtype that cannot be copied
+        first = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"checkpoint {source}: its weights cannot be loaded into the model ({first})") from None
 
 
 def strip_for_inference(ckpt: dict[str, Any]) -> dict[str, Any]:

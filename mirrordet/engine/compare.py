@@ -39,7 +39,7 @@ import yaml
 from mirrordet.cfg import get_cfg
 from mirrordet.engine.compare_worker import MEMORY_FILE
 from mirrordet.utils.errors import ConfigError, MirrordetError
-from mirrordet.utils.files import increment_path
+from mirrordet.engine.run_dir import claim_dir
 from mirrordet.utils.log import LOGGER
 
 COMPARE_KEYS = ("models", "seeds", "runs")
@@ -280,16 +280,16 @@ def compare(overrides: Mapping[str, Any], latency_runs: int = 30) -> Path:
 
     own, out, settings = _split(overrides)
     root = Path(out.get("project") or Path("runs") / "compare")
-    save_dir = increment_path(root / (out.get("name") or "compare"), exist_ok=bool(out.get("exist_ok")))
+    base, exist_ok = root / (out.get("name") or "compare"), bool(out.get("exist_ok"))
     results: list[RunResult] = []
     if "runs" in own:
         results = [collect_run(d) for d in parse_list(own["runs"], "runs")]
-        save_dir.mkdir(parents=True, exist_ok=True)
+        save_dir = claim_dir(base, exist_ok)
     else:
         models = parse_list(own["models"], "models")
         seeds = parse_seeds(own.get("seeds", get_cfg()["seed"]))
         check_models(models, settings)
-        save_dir.mkdir(parents=True, exist_ok=True)
+        save_dir = claim_dir(base, exist_ok)
         labels = model_labels(models)
         LOGGER.info(f"Comparing {', '.join(labels)} over seeds {seeds}: {len(models) * len(seeds)} training runs "
                     f"into {save_dir / 'runs'}")

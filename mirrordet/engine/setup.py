@@ -12,7 +12,10 @@ from mirrordet.utils.log import LOGGER
 
 
 def resolve_settings(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(settings, dataset dict): defaults < the dataset YAML's ``defaults:`` < user overrides."""
+    """(settings, dataset dict): defaults < the dataset YAML's ``defaults:`` < user overrides.
+
+    ``defaults:`` may only hold keys of ``data.dataset_yaml.DATASET_HINT_KEYS`` (checked when it is read).
+    """
     data_name = overrides.get("data") or get_cfg()["data"]
     data = load_dataset_yaml(data_name)
     hints = {k: v for k, v in (data.get("defaults") or {}).items() if k not in overrides}

@@ -17,22 +17,25 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
-from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from mirrordet import __version__
+from mirrordet.data.loader import set_loader_epoch
 from mirrordet.engine.callbacks_io import ResultsCSV
 from mirrordet.engine.amp import amp_dtype, autocast
-from mirrordet.engine.checkpoint import CKPT_FORMAT, load_checkpoint, save_checkpoint, strip_for_inference
+from mirrordet.engine.checkpoint import (CKPT_FORMAT, load_state_dict_checked, save_checkpoint,
+                                         strip_for_inference)
 from mirrordet.engine.distributed import (all_true, broadcast_object, checksums_agree, cleanup, dist_info,
                                           init_distributed)
 from mirrordet.engine.ema import ModelEMA
 from mirrordet.engine.optim import build_lr_lambda, build_optimizer, optimizer_momentum, warmup_step
-from mirrordet.engine.run_dir import run_dir
+from mirrordet.engine.resume import STORAGE_ERRNOS, resume_hint, resume_settings
+from mirrordet.engine.run_dir import resume_run_dir, run_dir
 from mirrordet.engine.setup import check_classes, check_imgsz, resolve_settings
 from mirrordet.engine.tasks import task_for
 from mirrordet.nn.graph import ModelGraph, build_model
-from mirrordet.utils.errors import ConfigError, MirrordetError
+from mirrordet.utils.errors import (CheckpointError, ConfigError, DataLoaderWorkerError, MirrordetError,
+                                    RunStorageError, TrainingInterrupted)
 from mirrordet.utils.files import atomic_write_text
 from mirrordet.utils.log import LOGGER
 from mirrordet.utils.torch_utils import get_rng_state, init_seeds, select_device, set_rng_state
@@ -53,7 +56,7 @@ class Trainer:
         overrides = dict(overrides)
         self.resume_ckpt: dict | None = None
         if overrides.get("resume"):
-            overrides = self._resume_overrides(overrides)
+            overrides, self.resume_ckpt = resume_settings(overrides)
         self.cfg, self.data = resolve_settings(overrides)
         cfg = self.cfg
         self.dist = dist_info()
@@ -69,35 +72,28 @@ class Trainer:
         self.amp_dtype = amp_dtype(cfg["amp"], self.device)
         self.amp = self.amp_dtype is torch.float16  # float16 needs the GradScaler; bfloat16 does not
         save_dir = None
-        if self.resume_ckpt is not None:
-            save_dir = Path(self.resume_ckpt["train_args"]["save_dir"])
+        if self.resume_ckpt is not None:  # continue where the given last.pt lives, never the path stored in it
+            save_dir = resume_run_dir(Path(str(cfg["model"])))
         elif self.dist.is_main:  # only rank 0 creates and writes the run folder
             save_dir = run_dir(self.model.task, "train", cfg["project"], cfg["name"], cfg["exist_ok"])
         self.save_dir = Path(broadcast_object(str(save_dir), self.dist))
-        self.wdir = self.save_dir / "weights"
-        if self.dist.is_main:
-            self.wdir.mkdir(parents=True, exist_ok=True)
+        self.wdir = self.save_dir / "weights"  # created by the first checkpoint write
+        self.epoch = self.start_epoch = 0
 
     # ---- set-up --------------------------------------------------------------------------------
-    def _resume_overrides(self, overrides: dict) -> dict:
-        path = overrides.get("model")
-        if not path or Path(str(path)).suffix != ".pt":
-            raise ConfigError("resume=True needs model=<run>/weights/last.pt")
-        ckpt = load_checkpoint(path)
-        args = dict(ckpt.get("train_args") or {})
-        if ckpt.get("optimizer") is None or "save_dir" not in args:
-            raise ConfigError(f"{path} holds no training state (it was stripped for inference); resume from last.pt")
-        self.resume_ckpt = ckpt
-        keep = {k: overrides[k] for k in ("device", "workers", "batch") if k in overrides}
-        args.pop("save_dir", None)
-        return {**args, **keep, "model": str(path), "resume": True}
-
     def _build_model(self, model: Any) -> ModelGraph:
         cfg, nc = self.cfg, int(self.data["nc"])
+        if cfg["nc"] is not None and int(cfg["nc"]) != nc:
+            raise ConfigError(f"nc={cfg['nc']} but {self.data.get('yaml_file')} has {nc} classes; a detector is "
+                              "trained for its dataset's classes (leave nc unset)")
         if self.resume_ckpt is not None:
             ck = self.resume_ckpt
-            net = ModelGraph(ck["model_yaml"], nc=nc, scale=ck["model_cfg"].get("scale"), names=self.names)
-            net.load_state_dict(ck["train_weights"])
+            ck_nc = (ck.get("model_cfg") or {}).get("nc")
+            if ck_nc is not None and int(ck_nc) != nc:
+                raise ConfigError(f"cannot resume {cfg['model']}: it was trained for {ck_nc} classes but "
+                                  f"{self.data.get('yaml_file')} now has {nc}; start a new run instead")
+            net = ModelGraph(ck["model_yaml"], nc=nc, scale=(ck.get("model_cfg") or {}).get("scale"), names=self.names)
+            load_state_dict_checked(net, ck["train_weights"], f"{cfg['model']} (train_weights)")
             return net.to(self.device)
         if model is not None and getattr(model, "ckpt", None) is None:
             net = model.model
@@ -136,9 +132,29 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
-        """Run the epochs; returns the final validation metrics of best.pt (rank 0; {} elsewhere)."""
+        """Run the epochs; returns the final validation metrics of best.pt (rank 0; {} elsewhere).
+
+        Raises:
+            TrainingInterrupted: Ctrl-C (or SIGINT).
+            RunStorageError: the disk is full or the run folder read-only (earlier checkpoints stay intact).
+            DataLoaderWorkerError: a data-loading worker process died.
+            Each message says what last.pt holds and how to resume.
+        """
         try:
             return self._train()
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(f"in epoch {self.epoch + 1}; {resume_hint(self.wdir)}") from None
+        except OSError as e:
+            if e.errno not in STORAGE_ERRNOS:
+                raise
+            raise RunStorageError(f"cannot write {e.filename or self.save_dir}: {e.strerror}; "
+                                  f"{resume_hint(self.wdir)}") from None
+        except RuntimeError as e:
+            if "DataLoader worker" not in str(e):
+                raise
+            raise DataLoaderWorkerError(f"a data-loading worker died in epoch {self.epoch + 1} "
+                                        f"({str(e).splitlines()[0][:160]}); if it ran out of memory, lower workers= "
+                                        f"or batch=. {resume_hint(self.wdir)}") from None
         finally:
             cleanup()
 
@@ -212,6 +228,7 @@ class Trainer:
         self.t_session = time.time()
         epoch = self.start_epoch
         while epoch < cfg["epochs"]:  # `time=` may re-fit cfg["epochs"] after each epoch
+            self.epoch = epoch
             t_epoch = time.time()
             mean_loss = self._train_epoch(epoch)
             lr = self.optimizer.param_groups[0]["lr"]
@@ -268,10 +285,7 @@ class Trainer:
         cfg, task, device, nb = self.cfg, self.task, self.device, len(self.train_loader)
         self.train_model.train()
         self.train_set.set_epoch(epoch)  # augmentation and shuffling depend on (seed, epoch) only: resumable
-        if isinstance(self.train_loader.sampler, DistributedSampler):
-            self.train_loader.sampler.set_epoch(epoch)
-        elif self.train_loader.generator is not None:
-            self.train_loader.generator.manual_seed(cfg["seed"] + epoch)
+        set_loader_epoch(self.train_loader, epoch)  # the order is a function of (seed, epoch): resumable
         if cfg["epochs"] - epoch <= cfg["close_mosaic"] and getattr(self.train_set, "mosaic", 0) > 0:
             LOGGER.info("Closing mosaic augmentation")
             self.train_set.close_mosaic()
@@ -279,6 +293,7 @@ class Trainer:
         bar = tqdm(enumerate(self.train_loader), total=nb, disable=not (cfg["verbose"] and self.dist.is_main),
                    dynamic_ncols=True, desc=f"{epoch + 1}/{cfg['epochs']}")
         self.optimizer.zero_grad()
+        self.last_opt_step = nb * epoch - 1  # each epoch starts with no accumulated gradient, resumed or not
         for i, batch_d in bar:
             ni = i + nb * epoch
             if ni <= self.nw:
@@ -351,15 +366,20 @@ class Trainer:
         self.ema.update(self.model)
 
     def _restore(self, ck: dict) -> tuple[int, float | None]:
-        self.optimizer.load_state_dict(ck["optimizer"])
-        if self.amp and ck.get("scaler"):
-            self.scaler.load_state_dict(ck["scaler"])
-        self.ema.ema.load_state_dict(ck["model"])
-        self.ema.updates = int((ck.get("ema") or {}).get("updates", 0))
-        start = int(ck["epoch"])
-        self.prior_train_time = float(ck.get("train_time", 0.0))
-        if ck.get("rng"):
-            set_rng_state(ck["rng"])
+        path = self.cfg["model"]
+        try:
+            self.optimizer.load_state_dict(ck["optimizer"])
+            if self.amp and ck.get("scaler"):
+                self.scaler.load_state_dict(ck["scaler"])
+            self.ema.updates = int((ck.get("ema") or {}).get("updates", 0))
+            start = int(ck["epoch"])
+            self.prior_train_time = float(ck.get("train_time", 0.0))
+            if ck.get("rng"):
+                set_rng_state(ck["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+            raise CheckpointError(f"{path}: its training state cannot be restored ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0][:200] if str(e) else 'malformed'}); start a new run") from None
+        load_state_dict_checked(self.ema.ema, ck["model"], f"{path} (EMA weights)")
         LOGGER.info(f"Resuming {self.save_dir} from epoch {start + 1}")
         return start, ck.get("best_fitness")
 

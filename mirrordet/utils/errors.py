@@ -32,3 +32,19 @@ class CheckpointError(MirrordetError, ValueError):
 
 class ExportError(MirrordetError, RuntimeError):
     """An export that failed, or whose file does not reproduce the PyTorch outputs."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during training; the message says what last.pt holds and how to resume.
+
+    A KeyboardInterrupt, so code that stops on Ctrl-C still stops; the CLI prints the message
+    and exits 130.
+    """
+
+
+class RunStorageError(MirrordetError, OSError):
+    """The run folder could not be written (disk full, read-only, no permission); earlier files are intact."""
+
+
+class DataLoaderWorkerError(MirrordetError, RuntimeError):
+    """A data-loading worker process died (killed, e.g. for memory) during training."""

@@ -173,6 +173,9 @@ def test_defaults_pass_through_and_validation(tmp_path: Path) -> None:
         load_dataset_yaml(_write(tmp_path / "e.yaml", base | {"defaults": {"imgsz": [1, 2]}}))
     with pytest.raises(DatasetError, match="defaults"):
         load_dataset_yaml(_write(tmp_path / "f.yaml", base | {"defaults": [1]}))
+    for key in ("project", "name", "exist_ok", "model", "device", "resume"):  # outputs and runs: the user's alone
+        with pytest.raises(DatasetError, match=f"may only suggest training hyperparameters, not {key}"):
+            load_dataset_yaml(_write(tmp_path / "g.yaml", base | {"defaults": {key: "x"}}))
 
 
 def test_download_key_is_never_executed(tmp_path: Path) -> None:

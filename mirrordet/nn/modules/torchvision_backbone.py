@@ -11,7 +11,8 @@ from torch import nn
 
 from mirrordet.nn.modules.base import BuildContext, check_args, flat_channels
 from mirrordet.registry import MODULES
-from mirrordet.utils.errors import ModelConfigError
+from mirrordet.utils.errors import CheckpointError, ModelConfigError
+from mirrordet.utils.safe_load import safe_torch_load
 
 
 def _resnet_stages(m: nn.Module) -> list[nn.Module]:
@@ -65,8 +66,15 @@ class TorchVision(nn.Module):
         ctor, split = BACKBONES[name]
         model = ctor(weights=None)
         if weights is not None:
-            state = torch.load(Path(weights), map_location="cpu", weights_only=True)
-            model.load_state_dict(state)
+            state = safe_torch_load(Path(weights))  # bounded, weights-only; CheckpointError otherwise
+            if not isinstance(state, dict):
+                raise CheckpointError(f"{weights}: expected a state dict of {name}, found {type(state).__name__}")
+            try:
+                model.load_state_dict(state)
+            except (RuntimeError, TypeError, ValueError) as e:  # missing keys, wrong shapes
+                lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+                detail = "; ".join(lines[1:4] if len(lines) > 1 else lines)[:300]
+                raise CheckpointError(f"{weights}: not a state dict of torchvision {name} ({detail})") from None
         stages = split(model)
         self.out_indices = list(out_indices)
         self.stages = nn.ModuleList(stages[: max(self.out_indices) + 1])

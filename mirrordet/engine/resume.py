@@ -1,0 +1,64 @@
+"""Resuming a run: the settings it continues with, and what a stopped run leaves behind (one line)."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+from typing import Any, Mapping
+
+from mirrordet.engine.checkpoint import load_checkpoint
+from mirrordet.engine.run_dir import latest_last_pt
+from mirrordet.utils.errors import ConfigError, MirrordetError
+from mirrordet.utils.log import LOGGER
+
+# Settings a resumed run may change: where and how fast it runs, never what it computes.
+RESUME_KEEPS = ("device", "workers", "batch")
+
+# Write failures that are the storage's fault, not the program's: reported in one line, never a traceback.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO})
+
+
+def resume_hint(wdir: Path) -> str:
+    """``"<wdir>/last.pt holds epoch N: continue with `mirrordet train resume=True model=...`"``.
+
+    Or, before the first checkpoint, that no weights were saved.
+    """
+    last = Path(wdir) / "last.pt"
+    if not last.is_file():
+        return f"no checkpoint was written yet ({last.parent.parent} holds no weights)"
+    try:
+        done = int(load_checkpoint(last)["epoch"])
+    except (MirrordetError, KeyError, TypeError, ValueError):
+        return f"{last} could not be read back"
+    return f"{last} holds epoch {done}: continue with `mirrordet train resume=True model={last}`"
+
+
+def resume_settings(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(settings, checkpoint) of ``resume=True``: the run's own settings from its last.pt.
+
+    ``model=<run>/weights/last.pt`` names the run; without a ``.pt`` model, the newest last.pt
+    under ``project`` (default runs/) is taken. Only :data:`RESUME_KEEPS` may be changed; other
+    settings given are ignored with a warning. The run folder is where the last.pt lives, so the
+    stored ``save_dir``, ``project``, ``name`` and ``exist_ok`` are dropped.
+
+    Raises:
+        ConfigError: no last.pt found, or the file holds no training state (stripped for inference).
+        CheckpointError: the file cannot be loaded.
+    """
+    path = overrides.get("model")
+    if not path or Path(str(path)).suffix != ".pt":
+        path = latest_last_pt(overrides.get("project"))
+        LOGGER.info(f"resume=True: continuing the newest run, {path}")
+    ckpt = load_checkpoint(path)
+    args = ckpt.get("train_args")
+    args = dict(args) if isinstance(args, dict) else {}
+    if ckpt.get("optimizer") is None or "save_dir" not in args:
+        raise ConfigError(f"{path} holds no training state (it was stripped for inference); resume from last.pt")
+    ignored = sorted(k for k in overrides if k not in (*RESUME_KEEPS, "model", "resume", "project"))
+    if ignored:
+        LOGGER.warning(f"resume continues the run with its own settings; ignoring {', '.join(ignored)}")
+    for k in ("save_dir", "project", "name", "exist_ok"):
+        args.pop(k, None)
+    keep = {k: overrides[k] for k in RESUME_KEEPS if k in overrides}
+    return {**args, **keep, "model": str(path), "resume": True}, ckpt
