@@ -182,6 +182,7 @@ class Trainer:
         self.start_epoch, self.best_fitness, self.prior_train_time = 0, None, 0.0
         if self.resume_ckpt is not None:
             self.start_epoch, self.best_fitness = self._restore(self.resume_ckpt)
+        self.epoch = self.start_epoch  # the epoch an interrupt reports, until the loop starts
         # last_epoch=start-1 makes the constructor set the LR of epoch `start` (needs 'initial_lr' on resume)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda=self.lr_lambda,
                                                            last_epoch=self.start_epoch - 1)
