@@ -12,6 +12,7 @@ from mirrordet import __version__
 from mirrordet.cfg import get_cfg, load_defaults
 from mirrordet.utils.errors import ConfigError, MirrordetError
 from mirrordet.utils.log import LOGGER, setup_logging
+from mirrordet.utils.safe_yaml import load_yaml_text
 
 USAGE = f"""mirrordet {__version__}: YAML-defined detectors and classifiers
 
@@ -36,7 +37,9 @@ modes:
 def parse_overrides(tokens: Sequence[str]) -> dict[str, Any]:
     """``["epochs=3", "device=cpu"]`` -> ``{"epochs": 3, "device": "cpu"}``.
 
-    Values are read as YAML scalars/lists with ``yaml.safe_load`` (never evaluated as code).
+    Values are read as YAML scalars/lists with a bounded ``yaml.safe_load`` (never evaluated as
+    code; anchors/aliases that expand too far are refused, see :mod:`mirrordet.utils.safe_yaml`).
+    A value that is not valid YAML stays the raw string.
     """
     out: dict[str, Any] = {}
     for tok in tokens:
@@ -46,10 +49,7 @@ def parse_overrides(tokens: Sequence[str]) -> dict[str, Any]:
         key = key.strip().lstrip("-").replace("-", "_")
         if not key:
             raise ConfigError(f"missing key in {tok!r}")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            value = raw
+        value = load_yaml_text(raw, f"'{key}='", ConfigError, invalid_as_text=True) if raw.strip() else None
         if isinstance(value, (dict, set)) or (value is not None and not isinstance(value, (str, int, float, bool, list))):
             value = raw
         if key in out:

@@ -11,12 +11,15 @@ from typing import Any, Mapping
 import yaml
 
 from mirrordet.utils.errors import ConfigError
+from mirrordet.utils.safe_yaml import short_repr
 
 NUMBER = (int, float)
+# The type of every setting whose default is null (tests/cfg checks that none is missing).
 OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
     "scale": (str,), "nc": (int,), "device": (str, int), "project": (str,), "name": (str,),
-    "conf": NUMBER, "classes": (list, int), "source": (str,), "time": NUMBER,
+    "conf": NUMBER, "classes": (list, int), "source": (str,), "time": NUMBER, "save": (bool,),
 }
+MAX_IMGSZ = 8192  # pixels; activation memory grows with imgsz**2 (see default.yaml)
 MIXED_TYPES: dict[str, tuple[type, ...]] = {"amp": (bool, str)}  # True/False, or "bf16"
 UNIT_INTERVAL = {"hsv_h", "hsv_s", "hsv_v", "fliplr", "flipud", "mosaic", "translate", "iou", "conf",
                  "lrf", "momentum", "warmup_momentum", "label_smoothing"}
@@ -53,7 +56,7 @@ def _check_type(key: str, value: Any, default: Any) -> Any:
     if key in MIXED_TYPES:
         types = MIXED_TYPES[key]
     elif default is None:
-        types = OPTIONAL_TYPES.get(key, (str, int, float, bool, list))
+        types = OPTIONAL_TYPES[key]
     elif isinstance(default, bool):
         types = (bool,)
     elif isinstance(default, int):
@@ -65,7 +68,7 @@ def _check_type(key: str, value: Any, default: Any) -> Any:
     if isinstance(value, bool) and bool not in types:
         raise ConfigError(f"'{key}={value}' must be {' or '.join(t.__name__ for t in types)}, not a boolean")
     if not isinstance(value, types):
-        raise ConfigError(f"'{key}={value!r}' must be {' or '.join(t.__name__ for t in types)} "
+        raise ConfigError(f"'{key}={short_repr(value)}' must be {' or '.join(t.__name__ for t in types)} "
                           f"(got {type(value).__name__})")
     if isinstance(default, float) and isinstance(value, int):
         value = float(value)
@@ -87,12 +90,14 @@ def _check_range(key: str, value: Any) -> None:
             raise ConfigError(f"'{key}={value}' must be > 0")
         if key in NON_NEGATIVE and value < 0:
             raise ConfigError(f"'{key}={value}' must be >= 0")
+        if key == "imgsz" and value > MAX_IMGSZ:
+            raise ConfigError(f"'imgsz={value}' is larger than the maximum {MAX_IMGSZ} pixels")
     if key == "fraction" and value > 1:
         raise ConfigError(f"'fraction={value}' must be within (0, 1]")
     if key == "classes" and value is not None:
         items = value if isinstance(value, list) else [value]
         if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in items):
-            raise ConfigError(f"'classes={value}' must be a class index or a list of class indices")
+            raise ConfigError(f"'classes={short_repr(value)}' must be a class index or a list of class indices")
 
 
 def unknown_key_error(key: str, valid: list[str]) -> ConfigError:

@@ -1,4 +1,4 @@
-"""Dataset YAML: find, parse (safe_load), validate, and resolve every path to an absolute one.
+"""Dataset YAML: find, parse (bounded safe_load), validate, and resolve every path to an absolute one.
 
 Format (keys not listed are ignored)::
 
@@ -23,11 +23,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mirrordet.utils.errors import DatasetError
 from mirrordet.utils.files import bundled_dir, find_yaml
 from mirrordet.utils.log import LOGGER
+from mirrordet.utils.safe_yaml import MAX_CLASSES, load_yaml_file, short_repr
 
 SPLITS = ("train", "val", "test")
 SYNTHETIC_TASKS = {"shapes": "detect", "shapes-cls": "classify"}
@@ -44,8 +43,8 @@ def default_cache_dir() -> Path:
 
 def _names(raw: dict[str, Any], file: Path) -> dict[int, str]:
     names, nc = raw.get("names"), raw.get("nc")
-    if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or nc <= 0):
-        raise DatasetError(f"{file}: `nc` must be a positive integer, got {nc!r}")
+    if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or not 0 < nc <= MAX_CLASSES):
+        raise DatasetError(f"{file}: `nc` must be a positive integer (at most {MAX_CLASSES:,}), got {short_repr(nc)}")
     if names is None:
         if nc is None:
             raise DatasetError(
@@ -187,10 +186,7 @@ def load_dataset_yaml(name_or_path: str | Path) -> dict[str, Any]:
             f"dataset YAML {str(name_or_path)!r} not found (not a file; bundled: {', '.join(bundled)})"
         )
     file = file.resolve()
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise DatasetError(f"{file}: not valid YAML: {e}") from None
+    raw = load_yaml_file(file, DatasetError)  # non-UTF-8, bad YAML, anchor bombs: one-line errors
     if not isinstance(raw, dict):
         raise DatasetError(
             f"{file}: expected a mapping with keys path/train/val/names, got {type(raw).__name__}"

@@ -34,13 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import yaml
-
 from mirrordet.cfg import get_cfg
 from mirrordet.engine.compare_worker import MEMORY_FILE
 from mirrordet.utils.errors import ConfigError, MirrordetError
 from mirrordet.engine.run_dir import claim_dir
 from mirrordet.utils.log import LOGGER
+from mirrordet.utils.safe_yaml import load_yaml_file
 
 COMPARE_KEYS = ("models", "seeds", "runs")
 OUTPUT_KEYS = ("project", "name", "exist_ok")
@@ -155,7 +154,7 @@ def collect_run(run_dir: str | Path, label: str | None = None) -> RunResult:
     Latency is measured afterwards for all runs together (:func:`measure_latencies`).
 
     Raises:
-        ConfigError: a required file is missing.
+        ConfigError: a required file is missing, or args.yaml is unreadable or out of bounds.
     """
     from mirrordet.model import load_weights
     from mirrordet.nn.info import summarize
@@ -165,11 +164,17 @@ def collect_run(run_dir: str | Path, label: str | None = None) -> RunResult:
         if not (run / name).is_file():
             raise ConfigError(f"{run} is not a finished run folder: {name} is missing "
                               "(runs= takes folders written by `mirrordet train`)")
-    args = yaml.safe_load((run / "args.yaml").read_text(encoding="utf-8")) or {}
+    args_file = run / "args.yaml"
+    args = load_yaml_file(args_file, ConfigError)  # bounded: a hand-edited args.yaml cannot hang compare
+    if not isinstance(args, dict):
+        raise ConfigError(f"{args_file}: expected a mapping of settings, got {type(args).__name__}")
+    try:
+        imgsz = get_cfg({"imgsz": args.get("imgsz") or 640})["imgsz"]  # the same bounds as imgsz=
+    except ConfigError as e:
+        raise ConfigError(f"{args_file}: {e}") from None
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     curves = _read_curves(run / "results.csv")
     model, _ = load_weights(run / "weights" / "best.pt")
-    imgsz = int(args.get("imgsz") or 640)
     summary = summarize(model, imgsz)
     memory = json.loads((run / MEMORY_FILE).read_text()) if (run / MEMORY_FILE).is_file() else {}
     times = [t for t in curves.get("epoch_time", []) if not math.isnan(t)]

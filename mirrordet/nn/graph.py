@@ -11,6 +11,7 @@ from torch import nn
 from mirrordet.nn.init import zero_init_residual
 from mirrordet.nn.parser import LayerRow, load_model_yaml, parse_model, parse_yaml_text, resolve_model_yaml
 from mirrordet.utils.errors import ModelConfigError
+from mirrordet.utils.safe_yaml import read_yaml_text
 
 
 class _StopForward(Exception):
@@ -97,7 +98,7 @@ def build_model(cfg: str | Path | dict, nc: int | None = None, scale: str | None
         _, text, source = load_model_yaml(cfg)
         return ModelGraph(text, nc=nc, scale=scale, ch=ch, source=source, names=names)
     path, name_scale = resolve_model_yaml(cfg)
-    text = path.read_text(encoding="utf-8")
+    text = read_yaml_text(path, ModelConfigError)
     return ModelGraph(text, nc=nc, scale=scale or name_scale, ch=ch, source=str(path), names=names)
 
 

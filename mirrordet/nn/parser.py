@@ -14,6 +14,7 @@ stays a plain string that the module validates (no string is ever evaluated).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +28,15 @@ from mirrordet.nn.modules.base import BuildContext
 from mirrordet.registry import MODULES
 from mirrordet.utils.errors import MirrordetError, ModelConfigError
 from mirrordet.utils.files import bundled_dir, find_yaml
+from mirrordet.utils.safe_yaml import MAX_CLASSES, check_bounded, load_yaml_text, read_yaml_text, short_repr
 
 TOP_LEVEL_KEYS = {"nc", "scales", "backbone", "head", "depth_multiple", "width_multiple", "zero_init_residual"}
 SYMBOLS: dict[str, Any] = {"None": None}
 SCALE_RE = re.compile(r"^(?P<base>.*?\d+)(?P<scale>[nslmx])(?P<rest>(-.*)?)$")
+# Bounds that keep a few characters of YAML from building an unbounded model.
+MAX_MULTIPLE = 16.0  # depth and width multiples (scales, depth_multiple, width_multiple)
+MAX_CHANNELS = 1 << 16  # a scale's max_channels
+MAX_REPEATS = 100  # a row's repeats, before and after the depth multiple
 
 
 @dataclass
@@ -79,20 +85,18 @@ def resolve_model_yaml(cfg: str | Path) -> tuple[Path, str | None]:
 
 
 def load_model_yaml(cfg: str | Path | dict) -> tuple[dict, str, str]:
-    """Read a model YAML (safe_load). Returns (dict, YAML text, source name used in errors)."""
+    """Read a model YAML (bounded safe_load). Returns (dict, YAML text, source name used in errors)."""
     if isinstance(cfg, dict):
-        return cfg, yaml.safe_dump(cfg, sort_keys=False), "<dict>"
+        return check_bounded(cfg, "<dict>", ModelConfigError), yaml.safe_dump(cfg, sort_keys=False), "<dict>"
     path, _ = resolve_model_yaml(cfg)
-    text = path.read_text(encoding="utf-8")
+    text = read_yaml_text(path, ModelConfigError)
     return parse_yaml_text(text, str(path)), text, str(path)
 
 
 def parse_yaml_text(text: str, source: str) -> dict:
-    """safe_load ``text``; anything but a mapping is a ModelConfigError naming ``source``."""
-    try:
-        d = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ModelConfigError(f"{source}: not valid YAML: {e}") from None
+    """Bounded safe_load of ``text`` (see :mod:`mirrordet.utils.safe_yaml`); anything but a mapping,
+    or anchors/aliases that expand too far, is a ModelConfigError naming ``source``."""
+    d = load_yaml_text(text, source, ModelConfigError)
     if not isinstance(d, dict):
         raise ModelConfigError(f"{source}: a model YAML must be a mapping with `backbone` and `head`")
     return d
@@ -110,16 +114,18 @@ def pick_scale(d: dict, scale: str | None, source: str) -> tuple[float, float, i
             raise ModelConfigError(f"{source}: scale {scale!r} is not defined (defined: {', '.join(map(str, scales))})")
         v = scales[scale]
         ok = isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                         for x in v)
-        if not ok or v[0] <= 0 or v[1] <= 0 or v[2] < 1:
-            raise ModelConfigError(f"{source}: scale {scale!r} must be [depth > 0, width > 0, max_channels >= 1]")
+                                                         and math.isfinite(x) for x in v)
+        if not ok or not (0 < v[0] <= MAX_MULTIPLE and 0 < v[1] <= MAX_MULTIPLE and 1 <= v[2] <= MAX_CHANNELS):
+            raise ModelConfigError(f"{source}: scale {scale!r} must be [depth, width, max_channels] with "
+                                   f"0 < depth, width <= {MAX_MULTIPLE:g} and 1 <= max_channels <= {MAX_CHANNELS}, "
+                                   f"got {short_repr(v)}")
         return float(v[0]), float(v[1]), int(v[2])
     if scale is not None:
         raise ModelConfigError(f"{source}: scale {scale!r} requested but the file defines no `scales`")
     depth, width = d.get("depth_multiple", 1.0), d.get("width_multiple", 1.0)
     for k, v in (("depth_multiple", depth), ("width_multiple", width)):
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
-            raise ModelConfigError(f"{source}: `{k}` must be a positive number, got {v!r}")
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v <= MAX_MULTIPLE:
+            raise ModelConfigError(f"{source}: `{k}` must be a number in (0, {MAX_MULTIPLE:g}], got {short_repr(v)}")
     return float(depth), float(width), 1 << 30
 
 
@@ -133,14 +139,20 @@ def resolve_arg(value: Any, nc: int) -> Any:
         return [resolve_arg(v, nc) for v in value]
     if value is None or isinstance(value, (bool, int, float)):
         return value
-    raise ModelConfigError(f"argument {value!r} of type {type(value).__name__} is not a YAML literal")
+    raise ModelConfigError(f"argument {short_repr(value)} of type {type(value).__name__} is not a YAML literal")
+
+
+def _brief(e: Exception, limit: int = 300) -> str:
+    """A module's error message on one line, cut to ``limit`` characters (it may quote long user args)."""
+    msg = " ".join(str(e).split())
+    return msg if len(msg) <= limit else msg[: limit - 4] + " ..."
 
 
 def _resolve_from(f: Any, i: int) -> list[int]:
     """Absolute source indices of ``from`` for layer ``i`` (-1 at i == 0 means the input image)."""
     items = f if isinstance(f, list) else [f]
     if not items or not all(isinstance(x, int) and not isinstance(x, bool) for x in items):
-        raise ModelConfigError(f"`from` must be an int or a list of ints, got {f!r}")
+        raise ModelConfigError(f"`from` must be an int or a list of ints, got {short_repr(f)}")
     out = []
     for x in items:
         j = i + x if x < 0 else x
@@ -174,8 +186,8 @@ def parse_model(d: dict, nc: int | None = None, scale: str | None = None, ch: in
         raise ModelConfigError(f"{source}: `zero_init_residual` must be true or false, "
                                f"got {d['zero_init_residual']!r}")
     nc = d.get("nc", 80) if nc is None else nc
-    if not isinstance(nc, int) or isinstance(nc, bool) or nc < 1:
-        raise ModelConfigError(f"{source}: `nc` must be a positive integer, got {nc!r}")
+    if not isinstance(nc, int) or isinstance(nc, bool) or not 1 <= nc <= MAX_CLASSES:
+        raise ModelConfigError(f"{source}: `nc` must be a positive integer (at most {MAX_CLASSES:,}), got {nc!r}")
     depth, width, max_ch = pick_scale(d, scale, source)
     ctx = BuildContext(nc=nc, width=width, depth=depth, max_channels=max_ch)
 
@@ -188,24 +200,30 @@ def parse_model(d: dict, nc: int | None = None, scale: str | None = None, ch: in
         where = f"{source}: layer {i} ({section} row {j})"
         try:
             if not isinstance(row, list) or len(row) != 4:
-                raise ModelConfigError(f"a row must be [from, repeats, module, args], got {row!r}")
+                raise ModelConfigError(f"a row must be [from, repeats, module, args], got {short_repr(row)}")
             f, n, name, args = row
             src = _resolve_from(f, i)
-            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-                raise ModelConfigError(f"repeats must be a positive integer, got {n!r}")
+            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_REPEATS:
+                raise ModelConfigError(f"repeats must be a positive integer (at most {MAX_REPEATS}), "
+                                       f"got {short_repr(n)}")
             if not isinstance(name, str):
-                raise ModelConfigError(f"module must be a registered name, got {name!r}")
+                raise ModelConfigError(f"module must be a registered name, got {short_repr(name)}")
             cls = MODULES.get(name)
             if not isinstance(args, list):
-                raise ModelConfigError(f"args must be a list, got {args!r}")
+                raise ModelConfigError(f"args must be a list, got {short_repr(args)}")
             args = [resolve_arg(a, nc) for a in args]
             n = max(round(n * depth), 1) if n > 1 else n
+            if n > MAX_REPEATS:
+                raise ModelConfigError(f"repeats x the depth multiple {depth:g} = {n}, more than {MAX_REPEATS}")
             c_in = [ch if k == -1 else channels[k] for k in src]
+            if getattr(cls, "list_input", False) and len(c_in) == 1 and not isinstance(c_in[0], list):
+                raise ModelConfigError(f"{name} reads a list of feature maps, but `from` {short_repr(f)} gives it "
+                                       "one tensor; list the layers it reads, e.g. [15, 18, 21]")
             module, c_out, shown = cls.from_yaml(c_in, args, n, ctx)
         except MirrordetError as e:
-            raise ModelConfigError(f"{where}: {e}") from None
-        except (TypeError, ValueError, IndexError, RuntimeError) as e:
-            raise ModelConfigError(f"{where}: cannot build {row!r}: {e}") from None
+            raise ModelConfigError(f"{where}: {_brief(e)}") from None
+        except (TypeError, ValueError, IndexError, RuntimeError, OverflowError, ZeroDivisionError) as e:
+            raise ModelConfigError(f"{where}: cannot build {short_repr(row)}: {_brief(e)}") from None
         save.update(k for k in src if k not in (-1, i - 1))
         channels.append(c_out)
         layers.append(module)

@@ -1,6 +1,8 @@
 """Parser errors name the file and the row; YAML strings are never executed."""
 
 import json
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,84 @@ def test_package_function_names_are_not_modules(tmp_path):
     for name in ("build_model", "parse_model", "load_model_yaml", "os.system", "print"):
         with pytest.raises(ModelConfigError, match="unknown module"):
             ModelGraph(f"nc: 2\nbackbone:\n  - [-1, 1, {name}, [16]]\nhead: []\n", source="x.yaml")
+
+
+def anchor_bomb(levels: int = 9, width: int = 9) -> str:
+    """A flow list of ``levels`` anchors, each ``width`` aliases of the previous: width**levels leaves."""
+    items = [f"&a0 [{', '.join(['16'] * width)}]"]
+    items += [f"&a{i} [{', '.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels)]
+    return f"[{', '.join(items)}]"
+
+
+def test_anchor_bomb_in_args_is_refused_fast(tmp_path):
+    path = write(tmp_path, GOOD.replace("[16, 3, 2]", anchor_bomb()))
+    t = time.perf_counter()
+    with pytest.raises(ModelConfigError, match=r"m\.yaml: expands to more than 100,000 nodes"):
+        build_model(path)
+    assert time.perf_counter() - t < 1.0
+    with pytest.raises(ModelConfigError, match=r"<ckpt>: expands to more than"):  # YAML text from a checkpoint
+        ModelGraph(path.read_text(), source="<ckpt>")
+
+
+def test_non_utf8_model_yaml_names_the_file(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(("# caf\u00e9\n" + GOOD).encode("latin-1"))
+    with pytest.raises(ModelConfigError, match=r"latin1\.yaml: not UTF-8 text"):
+        build_model(path)
+
+
+SCALED = "nc: 2\nscales:\n  n: {scale}\n" + GOOD.split("\n", 1)[1].replace("[-1, 1, Conv, [32", "[-1, 3, C2f, [32")
+
+
+@pytest.mark.parametrize("scale", ["[.inf, 0.25, 1024]", "[0.33, .nan, 1024]", "[0.33, 0.25, .inf]", "[-1, 0.25, 1024]",
+                                   "[0.33, 0, 1024]", "[0.33, 0.25, 0]", "[1e9, 0.25, 1024]", "[0.33, 1e9, 1024]",
+                                   "[0.33, 0.25, 1e12]", "[a, 0.25, 1024]", "[true, 0.25, 1024]", "[0.33, 0.25]",
+                                   "0.33"])
+def test_bad_scales_name_the_file(tmp_path, scale):
+    with pytest.raises(ModelConfigError, match=r"m\.yaml: scale 'n' must be \[depth, width, max_channels\]"):
+        build_model(write(tmp_path, SCALED.format(scale=scale)), scale="n")
+
+
+@pytest.mark.parametrize("text, match", [
+    ("depth_multiple: .inf\n" + GOOD, r"`depth_multiple` must be a number in \(0, 16\]"),
+    ("width_multiple: -0.5\n" + GOOD, r"`width_multiple` must be a number"),
+    (GOOD.replace("nc: 2", "nc: 1000000000"), r"`nc` must be a positive integer \(at most 100,000\)"),
+    (GOOD.replace("[-1, 1, Conv, [32, 3, 2]]", "[-1, 100000000, C2f, [32]]"), r"layer 1 .*repeats .*at most 100"),
+    ("depth_multiple: 16\n" + GOOD.replace("[-1, 1, Conv, [32, 3, 2]]", "[-1, 50, C2f, [32]]"),
+     r"layer 1 .*depth multiple 16 = 800, more than 100"),
+])
+def test_size_bounds_name_the_file(tmp_path, text, match):
+    with pytest.raises(ModelConfigError, match=match):
+        build_model(write(tmp_path, text))
+
+
+DETECT = """nc: 2
+backbone:
+  - [-1, 1, Conv, [16, 3, 2]]
+  - [-1, 1, Conv, [32, 3, 2]]
+  - [-1, 1, Conv, [64, 3, 2]]
+head:
+  - [{src}, 1, {head}, {args}]
+"""
+
+
+@pytest.mark.parametrize("src", ["-1", "[2]", "1"])
+@pytest.mark.parametrize("head, args", [("Detect", "[nc]"), ("FPN", "[32]")])
+def test_list_input_module_fed_one_tensor(tmp_path, src, head, args):
+    path = write(tmp_path, DETECT.format(src=src, head=head, args=args))
+    with pytest.raises(ModelConfigError, match=rf"m\.yaml: layer 3 \(head row 0\): {head} reads a list of feature "
+                                               rf"maps, but `from` {re.escape(src)} gives it one tensor"):
+        build_model(path)
+
+
+def test_list_input_modules_still_build_from_lists(tmp_path):
+    assert build_model(write(tmp_path, DETECT.format(src="[1, 2]", head="Detect", args="[nc]"))).task == "detect"
+    fpn = DETECT.format(src="[1, 2]", head="FPN", args="[32]") + "  - [-1, 1, RetinaHead, [nc, [32, 64]]]\n"
+    assert build_model(write(tmp_path, fpn)).task == "detect"
+
+
+def test_long_rows_are_cut_in_messages(tmp_path):
+    row = "[-1, 1, Conv, [" + ", ".join(["'x'"] * 5000) + "]]"
+    with pytest.raises(ModelConfigError) as e:
+        build_model(write(tmp_path, GOOD.replace("[-1, 1, Conv, [32, 3, 2]]", row)))
+    assert len(str(e.value)) < 400 and "\n" not in str(e.value)

@@ -2,7 +2,9 @@
 
 Each registered module implements the classmethod ``from_yaml(c_in, args, n, ctx)`` returning
 ``(module, c_out, shown_args)``; the parser itself knows nothing about any module's wiring, so a
-new block is one file plus one ``@MODULES.register()`` decorator.
+new block is one file plus one ``@MODULES.register()`` decorator. A module whose forward needs a
+list of tensors declares ``list_input = True``; the parser then refuses a ``from`` that hands it a
+single tensor (one single-output layer), instead of letting its forward fail later.
 """
 
 from __future__ import annotations

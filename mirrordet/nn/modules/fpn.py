@@ -32,6 +32,7 @@ class FPN(nn.Module):
     """
 
     yaml_example = ([1, 2], [32, "p6p7"])  # (from, args) of a row the registry-wide tests build
+    list_input = True  # forward takes a list of levels: the parser refuses a `from` that gives one tensor
 
     def __init__(self, ch: list[int], c2: int = 256, extra: str = "none") -> None:
         super().__init__()

@@ -48,6 +48,7 @@ class Detect(nn.Module):
 
     task = "detect"
     loss = "yolo"
+    list_input = True  # forward takes a list of levels: the parser refuses a `from` that gives one tensor
 
     def __init__(self, nc: int = 80, ch: tuple[int, ...] = (), reg_max: int = 16) -> None:
         super().__init__()
