@@ -107,19 +107,21 @@ def _meta(kind: str, args: dict[str, Any]) -> dict[str, Any]:
     return {"generator": kind, "version": GENERATOR_VERSION, "args": args, "names": list(SHAPE_NAMES)}
 
 
-def _is_current(root: Path, meta: dict[str, Any]) -> bool:
+def _read_meta(root: Path) -> Any:
+    """The parsed ``synthetic.json`` of ``root``, or None when it is missing or unreadable."""
     try:
-        return json.loads((root / META_FILE).read_text(encoding="utf-8")) == meta
+        return json.loads((root / META_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
+        return None
+
+
+def _is_current(root: Path, meta: dict[str, Any]) -> bool:
+    return _read_meta(root) == meta
 
 
 def _made_here(root: Path) -> bool:
     """True if ``root`` holds this module's metadata file (so it is ours to regenerate)."""
-    try:
-        meta = json.loads((root / META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
+    meta = _read_meta(root)
     return isinstance(meta, dict) and meta.get("generator") in ("shapes", "shapes-cls")
 
 

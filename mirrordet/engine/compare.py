@@ -36,8 +36,8 @@ from typing import Any, Mapping, Sequence
 
 from mirrordet.cfg import get_cfg
 from mirrordet.engine.compare_worker import MEMORY_FILE
-from mirrordet.utils.errors import ConfigError, MirrordetError
 from mirrordet.engine.run_dir import claim_dir
+from mirrordet.utils.errors import ConfigError, MirrordetError
 from mirrordet.utils.log import LOGGER
 from mirrordet.utils.safe_yaml import load_yaml_file
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 from pathlib import Path
-
 from typing import Any, Mapping
 
 from mirrordet.engine.checkpoint import load_checkpoint

@@ -36,7 +36,7 @@ def claim_dir(base: Path, exist_ok: bool) -> Path:
     """
     root = base.parent
     try:
-        base.parent.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
         if exist_ok:
             base.mkdir(exist_ok=True)
             return base

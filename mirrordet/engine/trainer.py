@@ -88,11 +88,11 @@ class Trainer:
                               "trained for its dataset's classes (leave nc unset)")
         if self.resume_ckpt is not None:
             ck = self.resume_ckpt
-            ck_nc = (ck.get("model_cfg") or {}).get("nc")
-            if ck_nc is not None and int(ck_nc) != nc:
-                raise ConfigError(f"cannot resume {cfg['model']}: it was trained for {ck_nc} classes but "
+            ck_cfg = ck.get("model_cfg") or {}
+            if ck_cfg.get("nc") is not None and int(ck_cfg["nc"]) != nc:
+                raise ConfigError(f"cannot resume {cfg['model']}: it was trained for {ck_cfg['nc']} classes but "
                                   f"{self.data.get('yaml_file')} now has {nc}; start a new run instead")
-            net = ModelGraph(ck["model_yaml"], nc=nc, scale=(ck.get("model_cfg") or {}).get("scale"), names=self.names)
+            net = ModelGraph(ck["model_yaml"], nc=nc, scale=ck_cfg.get("scale"), names=self.names)
             load_state_dict_checked(net, ck["train_weights"], f"{cfg['model']} (train_weights)")
             return net.to(self.device)
         if model is not None and getattr(model, "ckpt", None) is None:

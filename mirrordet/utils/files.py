@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from importlib import resources
@@ -69,7 +70,7 @@ def remove_stale_temp_files(path: str | Path) -> int:
     """
     path = Path(path)
     removed = 0
-    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*-*.tmp"):
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*-*.tmp"):
         pid = tmp.name[len(path.name) + 2:].split("-", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
             try:
@@ -78,11 +79,6 @@ def remove_stale_temp_files(path: str | Path) -> int:
             except OSError:
                 pass
     return removed
-
-
-def glob_escape(name: str) -> str:
-    """``name`` with glob metacharacters escaped (``[``, ``*``, ``?``)."""
-    return "".join(f"[{c}]" if c in "[]*?" else c for c in name)
 
 
 def bundled_dir(kind: str) -> Path:
