@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -12,6 +14,7 @@ from torch.utils.data import Dataset
 from mirrordet.data.cifar import is_cifar_batch, read_cifar_batch
 from mirrordet.data.classify_transforms import center_crop_resize, pad_crop, random_resized_crop
 from mirrordet.data.image_files import imread, is_image_file
+from mirrordet.data.labels import verify_image
 from mirrordet.data.transforms import hsv_jitter
 from mirrordet.utils.errors import DatasetError
 from mirrordet.utils.log import LOGGER
@@ -31,6 +34,35 @@ def image_folder_samples(root: Path, names: Mapping[int, str]) -> list[tuple[str
                                f"(names: {', '.join(index)})")
         samples += [(str(f), index[d.name]) for f in sorted(d.rglob("*")) if is_image_file(f)]
     return samples
+
+
+def drop_unreadable(samples: Sequence[tuple[Any, int]], workers: int = 8
+                    ) -> tuple[list[tuple[Any, int]], list[tuple[str, str]]]:
+    """Decode every file sample up front (threads); in-memory array samples pass unchecked.
+
+    Returns:
+        (kept samples in their order, [(path, reason)] of the skipped ones: "missing"/"unreadable").
+    """
+    files = [str(src) for src, _ in samples if not isinstance(src, np.ndarray)]
+    shapes: dict[str, tuple[int, int] | str] = {}
+    if files:
+        with ThreadPoolExecutor(max(1, min(workers, os.cpu_count() or 1, len(files)))) as pool:
+            shapes = dict(zip(files, pool.map(verify_image, files)))
+    kept, skipped = [], []
+    for src, c in samples:
+        reason = None if isinstance(src, np.ndarray) else shapes[str(src)]
+        if isinstance(reason, str):
+            skipped.append((str(src), reason))
+        else:
+            kept.append((src, c))
+    return kept, skipped
+
+
+def _skipped_line(split: str, skipped: Sequence[tuple[str, str]], total: int, show: int = 5) -> str:
+    """One warning line: how many of ``total`` images were skipped, naming the first ``show``."""
+    names = ", ".join(f"{Path(f).parent.name}/{Path(f).name} ({why})" for f, why in skipped[:show])
+    more = f" ... and {len(skipped) - show} more" if len(skipped) > show else ""
+    return f"{split}: skipped {len(skipped)} of {total} images that cannot be read: {names}{more}"
 
 
 class ClassificationDataset(Dataset):
@@ -67,6 +99,8 @@ class ClassificationDataset(Dataset):
         return np.asarray([c for _, c in self.samples], dtype=np.int64)
 
     def _load(self, i: int) -> tuple[np.ndarray, str]:
+        """Sample ``i`` -> (BGR uint8 [h, w, 3], name). Files were verified when the split was built,
+        so a DatasetError here means the file changed since."""
         src, _ = self.samples[i]
         if isinstance(src, np.ndarray):
             return src, f"array{i}"
@@ -112,8 +146,10 @@ def build_classification_dataset(data: Mapping[str, Any], split: str, imgsz: int
                                  seed: int = 0) -> ClassificationDataset:
     """The dataset of one split of a loaded classification dataset YAML.
 
+    Image files are decoded once up front; unreadable ones are skipped with one warning line.
+
     Raises:
-        DatasetError: missing or empty split, labels outside ``names``.
+        DatasetError: missing or empty split (also when no image is readable), labels outside ``names``.
     """
     yaml_file, src = data.get("yaml_file", "dataset YAML"), data.get(split)
     if src is None:
@@ -129,5 +165,11 @@ def build_classification_dataset(data: Mapping[str, Any], split: str, imgsz: int
         raise DatasetError(f"{yaml_file}: split `{split}` has {bad} labels outside 0..{len(names) - 1}")
     if fraction < 1:
         samples = samples[: max(1, round(len(samples) * fraction))]
+    total = len(samples)
+    samples, skipped = drop_unreadable(samples)
+    if skipped:
+        LOGGER.warning(_skipped_line(split, skipped, total))
+    if not samples:
+        raise DatasetError(f"{yaml_file}: split `{split}` has no images ({len(skipped)} unreadable skipped)")
     LOGGER.info(f"{split}: {len(samples)} images in {len(names)} classes")
     return ClassificationDataset(samples, imgsz, augment, hyp, names, seed)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mirrordet.data.coco_schema import check_coco_tables, is_int
 from mirrordet.data.label_cache import files_fingerprint, load_record_cache, save_record_cache
 from mirrordet.data.label_report import LabelReport
 from mirrordet.data.labels import verify_image
@@ -33,6 +34,10 @@ def read_coco_json(annotations_file: str | Path) -> dict[str, Any]:
         d = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DatasetError(f"COCO annotations file {path} does not exist") from None
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"COCO annotations file {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except RecursionError:
+        raise DatasetError(f"COCO annotations file {path} is nested too deeply to be a COCO file") from None
     except (OSError, ValueError) as e:
         raise DatasetError(f"COCO annotations file {path} is not readable JSON: {e}") from None
     if (
@@ -44,6 +49,7 @@ def read_coco_json(annotations_file: str | Path) -> dict[str, Any]:
     if not d["categories"]:
         raise DatasetError(f"{path}: 'categories' is empty")
     d.setdefault("annotations", [])
+    check_coco_tables(d, path)
     return d
 
 
@@ -71,7 +77,7 @@ def _convert_bbox(bbox: Any, w: int, h: int) -> tuple[list[float] | None, str]:
 def coco_to_records(
     d: dict[str, Any], images_dir: str | Path, ann_name: str = "annotations"
 ) -> tuple[list[dict[str, Any]], list[int], list[str], LabelReport]:
-    """Convert a loaded COCO dict into records, verifying every image file.
+    """Convert a loaded COCO dict (checked by ``check_coco_tables``) into records, verifying every image file.
 
     Returns:
         records (sorted by image id: ``im_file``, ``shape`` (h, w), ``cls`` [n] int64, ``bboxes``
@@ -90,12 +96,16 @@ def coco_to_records(
     }
     for k, a in enumerate(d["annotations"]):
         where = f"{ann_name}[{k}] (id {a.get('id', '?')})"
-        im = images.get(a.get("image_id"))
+        image_id, category_id, crowd = a.get("image_id"), a.get("category_id"), a.get("iscrowd", 0)
+        im = images.get(image_id) if is_int(image_id) else None
         if im is None:
             report.add_bad("unknown image_id", where)
             continue
-        if a.get("category_id") not in cat_index:
+        if not is_int(category_id) or category_id not in cat_index:
             report.add_bad("unknown category_id", where)
+            continue
+        if crowd not in (0, 1):  # also False/True
+            report.add_bad("malformed iscrowd", where)
             continue
         w, h = int(im.get("width", 0) or 0), int(im.get("height", 0) or 0)
         if w <= 0 or h <= 0:
@@ -106,16 +116,16 @@ def coco_to_records(
             report.add_bad(why, where)
             continue
         entry = per_image[int(im["id"])]
-        if a.get("iscrowd", 0):
+        if crowd:
             entry["crowd"].append(box)
             report.crowd += 1
             continue
-        key = (cat_index[a["category_id"]], *(round(v, 6) for v in box))
+        key = (cat_index[category_id], *(round(v, 6) for v in box))
         if key in entry["seen"]:
             report.add_bad("duplicate annotation", where)
             continue
         entry["seen"].add(key)
-        entry["cls"].append(cat_index[a["category_id"]])
+        entry["cls"].append(cat_index[category_id])
         entry["box"].append(box)
 
     ids = sorted(images)

@@ -32,7 +32,8 @@ def list_images(source: str | Path | Sequence[str | Path], root: str | Path | No
         Absolute image paths. Missing list entries are kept (the label checker reports them).
 
     Raises:
-        DatasetError: a source that does not exist.
+        DatasetError: a source that does not exist; a .txt list that is unreadable, not UTF-8
+            or holds a NUL byte.
     """
     if isinstance(source, (list, tuple)):
         out: list[Path] = []
@@ -51,8 +52,16 @@ def list_images(source: str | Path | Sequence[str | Path], root: str | Path | No
         return sorted(p.absolute() for p in found)
     if src.is_file() and src.suffix.lower() == ".txt":
         base = Path(root) if root is not None else src.parent
+        try:
+            text = src.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise DatasetError(f"image list {src} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+        except OSError as e:
+            raise DatasetError(f"image list {src} cannot be read ({e.strerror or e})") from None
         out = []
-        for line in src.read_text(encoding="utf-8").splitlines():
+        for n, line in enumerate(text.splitlines(), 1):
+            if "\x00" in line:
+                raise DatasetError(f"image list {src}:{n} holds a NUL byte, which no file name can contain")
             line = line.strip()
             if not line or line.startswith("#"):
                 continue

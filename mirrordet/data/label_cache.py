@@ -18,27 +18,52 @@ import numpy as np
 from mirrordet.utils.files import atomic_save
 from mirrordet.utils.log import LOGGER
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: file names stored as (bytes, lengths), not newline-joined
+
+
+def _raw(s: str) -> bytes:
+    """A path's bytes as the OS gave them (names that are not UTF-8 round-trip via surrogateescape)."""
+    return s.encode("utf-8", "surrogateescape")
 
 
 def files_fingerprint(paths: Iterable[str | Path], extra: str = "") -> str:
-    """SHA-256 over (path, size, mtime_ns) of each file (missing files hash as such) plus ``extra``."""
-    h = hashlib.sha256(f"v{CACHE_VERSION}|{extra}\n".encode())
+    """SHA-256 over (path, size, mtime_ns) of each file (missing files hash as such) plus ``extra``.
+
+    Each path enters length-prefixed, so no byte of a name (newlines included) can make two
+    different file lists hash alike.
+    """
+    h = hashlib.sha256(f"v{CACHE_VERSION}|{len(extra)}|".encode() + _raw(extra))
     for p in paths:
+        name = _raw(str(p))
         try:
             st = os.stat(p)
-            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        except OSError:
-            h.update(f"{p}|-1|-1\n".encode())
+            size, mtime = st.st_size, st.st_mtime_ns
+        except (OSError, ValueError):  # ValueError: a NUL byte in the name
+            size, mtime = -1, -1
+        h.update(f"|{len(name)}|".encode() + name + f"|{size}|{mtime}".encode())
     return h.hexdigest()
 
 
 def _text(s: str) -> np.ndarray:
-    return np.frombuffer(s.encode("utf-8"), dtype=np.uint8)
+    return np.frombuffer(_raw(s), dtype=np.uint8)
 
 
 def _untext(a: np.ndarray) -> str:
-    return a.tobytes().decode("utf-8")
+    return a.tobytes().decode("utf-8", "surrogateescape")
+
+
+def _texts(items: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Strings -> (concatenated bytes uint8 [sum L], lengths int64 [n]): any byte may occur in a string."""
+    raw = [_raw(s) for s in items]
+    return np.frombuffer(b"".join(raw), dtype=np.uint8), np.array([len(r) for r in raw], dtype=np.int64)
+
+
+def _untexts(data: np.ndarray, lengths: np.ndarray) -> list[str]:
+    """Inverse of ``_texts``; ValueError when the lengths do not add up to the data."""
+    if lengths.ndim != 1 or (lengths < 0).any() or int(lengths.sum()) != data.size:
+        raise ValueError("file-name lengths do not match the stored bytes")
+    raw, ends = data.tobytes(), np.cumsum(lengths)
+    return [raw[e - n : e].decode("utf-8", "surrogateescape") for e, n in zip(ends.tolist(), lengths.tolist())]
 
 
 def save_record_cache(
@@ -52,10 +77,12 @@ def save_record_cache(
     n = len(records)
     has_id = n > 0 and all("image_id" in r for r in records)
     crowd = [r.get("crowd", np.zeros((0, 4), np.float32)) for r in records]
+    names, name_lengths = _texts([str(r["im_file"]) for r in records])
     arrays = {
         "version": np.array(CACHE_VERSION),
         "key": _text(key),
-        "im_files": _text("\n".join(str(r["im_file"]) for r in records)),
+        "im_files": names,
+        "im_file_lengths": name_lengths,
         "shapes": np.array([r["shape"] for r in records], dtype=np.int64).reshape(n, 2),
         "counts": np.array([len(r["cls"]) for r in records], dtype=np.int64),
         "cls": np.concatenate([np.asarray(r["cls"], np.int64) for r in records])
@@ -88,15 +115,18 @@ def load_record_cache(path: str | Path, key: str) -> tuple[list[dict[str, Any]],
         with np.load(path, allow_pickle=False) as z:
             if int(z["version"]) != CACHE_VERSION or _untext(z["key"]) != key:
                 return None
-            files = _untext(z["im_files"]).split("\n")
+            files = _untexts(z["im_files"], z["im_file_lengths"])
             shapes, counts = z["shapes"], z["counts"]
             cls, bboxes = z["cls"], z["bboxes"]
             ids, crowd_counts, crowd = z["image_ids"], z["crowd_counts"], z["crowd"]
             report = json.loads(_untext(z["report"]))
+            n = len(counts)
+            if not (len(files) == len(shapes) == len(crowd_counts) == n and int(counts.sum()) == len(cls) == len(bboxes)
+                    and int(crowd_counts.sum()) == len(crowd) and len(ids) in (0, n)):
+                raise ValueError("array lengths disagree")
     except Exception as e:  # a damaged or foreign file is simply rebuilt
         LOGGER.warning(f"label cache {path} unreadable ({type(e).__name__}); rebuilding it")
         return None
-    n = len(counts)
     if n == 0:
         return [], report
     offs = np.concatenate([[0], np.cumsum(counts)])

@@ -128,23 +128,56 @@ def command_line(overrides: Mapping[str, Any]) -> str:
 
 # ---- run folders ---------------------------------------------------------------------------
 def _read_curves(path: Path) -> dict[str, list[float]]:
+    """results.csv -> {column: values}; columns that are not numbers are left out.
+
+    Raises:
+        ConfigError: the file is not UTF-8 CSV text.
+    """
     import csv
 
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, skipinitialspace=True))
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f, skipinitialspace=True))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ConfigError(f"{path}: not a readable results.csv ({e})") from None
     curves: dict[str, list[float]] = {}
     for key in (rows[0] if rows else {}):
+        if not isinstance(key, str):  # cells beyond the header
+            continue
         try:
             curves[key.strip()] = [float(r[key]) if r[key] not in ("", None) else float("nan") for r in rows]
-        except ValueError:
+        except (TypeError, ValueError):
             continue
     return curves
 
 
+def _read_json_object(path: Path) -> dict[str, Any]:
+    """A run's JSON file (metrics.json, the memory record) as a dict.
+
+    Raises:
+        ConfigError: not UTF-8, not JSON, or not an object.
+    """
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except (ValueError, RecursionError) as e:
+        raise ConfigError(f"{path}: not readable JSON ({type(e).__name__}: {str(e)[:120]})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _number(d: Mapping[str, Any], key: str) -> float | None:
+    """``d[key]`` as a float when it is a JSON number (not a bool); else None."""
+    v = d.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
 def _metric(metrics: Mapping[str, Any], keys: Sequence[str]) -> float | None:
     for k in keys:
-        if isinstance(metrics.get(k), (int, float)):
-            return float(metrics[k])
+        if (v := _number(metrics, k)) is not None:
+            return v
     return None
 
 
@@ -172,17 +205,18 @@ def collect_run(run_dir: str | Path, label: str | None = None) -> RunResult:
         imgsz = get_cfg({"imgsz": args.get("imgsz") or 640})["imgsz"]  # the same bounds as imgsz=
     except ConfigError as e:
         raise ConfigError(f"{args_file}: {e}") from None
-    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    metrics = _read_json_object(run / "metrics.json")
     curves = _read_curves(run / "results.csv")
     model, _ = load_weights(run / "weights" / "best.pt")
     summary = summarize(model, imgsz)
-    memory = json.loads((run / MEMORY_FILE).read_text()) if (run / MEMORY_FILE).is_file() else {}
+    memory = _read_json_object(run / MEMORY_FILE) if (run / MEMORY_FILE).is_file() else {}
+    wall_s = _number(memory, "wall_s")
     times = [t for t in curves.get("epoch_time", []) if not math.isnan(t)]
     values: dict[str, float | None] = {
         "latency_cpu_ms": None, "latency_gpu_ms": None,
         "epoch_time_s": statistics.median(times) if times else None,
-        "peak_rss_mb": memory.get("peak_rss_mb"), "peak_gpu_mb": memory.get("peak_gpu_mb"),
-        "train_min": memory["wall_s"] / 60 if memory.get("wall_s") is not None else None,
+        "peak_rss_mb": _number(memory, "peak_rss_mb"), "peak_gpu_mb": _number(memory, "peak_gpu_mb"),
+        "train_min": wall_s / 60 if wall_s is not None else None,
     }
     for name, keys in TASK_METRICS.get(model.task, ()):
         values[name] = _metric(metrics, keys)
