@@ -2,8 +2,10 @@
 
     python bench/parity.py record --out parity-before.json            # on the old commit
     python bench/parity.py check  --ref parity-before.json            # on the new commit
+    python bench/parity.py compare --ref parity-before.json --out parity-after.json  # two records
 
-Each job is one `mirrordet train` run in a fresh process (same seed, data, threads, workers).
+Each job is one `mirrordet train` run in a fresh process (same seed, data, workers, ONE thread:
+with two intra-op threads, yolov8 runs of one commit were seen to differ from run to run).
 ``record`` stores, per job, results.csv without its time columns and a SHA-256 of every tensor
 of last.pt's model, EMA and optimizer state. ``check`` reruns the jobs and reports, per job,
 whether results.csv and every tensor are bit-identical; where they are not, the largest relative
@@ -68,7 +70,7 @@ def _digest(t: torch.Tensor) -> str:
 
 def run_job(name: str, extra: list[str], root: Path) -> dict[str, Any]:
     """Train one job in a fresh process; its results.csv rows and tensors of last.pt."""
-    env = os.environ | {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "MIRRORDET_CACHE": str(root / "cache")}
+    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MIRRORDET_CACHE": str(root / "cache")}
     cmd = [sys.executable, "-m", "mirrordet", "train", *COMMON, *extra, f"project={root / name}", "name=run"]
     print("$", " ".join(cmd[2:]), flush=True)
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
@@ -84,6 +86,9 @@ def _record_entry(res: dict[str, Any]) -> dict[str, Any]:
 def record(out: Path, jobs: list[tuple[str, list[str]]], keep: Path | None) -> None:
     root = Path(keep or tempfile.mkdtemp(prefix="parity-"))
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                      text=True).stdout.strip():
+        commit += "+uncommitted"
     data = {"commit": commit, "jobs": {name: _record_entry(run_job(name, extra, root)) for name, extra in jobs}}
     out.write_text(json.dumps(data, indent=1))
     print(f"recorded {len(jobs)} jobs of {commit[:10]} in {out} (runs under {root})")
@@ -94,16 +99,24 @@ def _rel(a: str, b: str) -> float:
     return abs(x - y) / max(abs(x), abs(y), 1e-12)
 
 
-def check(ref_file: Path, jobs: list[tuple[str, list[str]]], keep: Path | None) -> bool:
+def check(ref_file: Path, jobs: list[tuple[str, list[str]]], keep: Path | None,
+          recorded: Path | None = None) -> bool:
+    """Rerun ``jobs`` (or read them from the record ``recorded``) and compare with ``ref_file``."""
     ref = json.loads(ref_file.read_text())
+    other = json.loads(recorded.read_text()) if recorded is not None else None
     root = Path(keep or tempfile.mkdtemp(prefix="parity-"))
     ok_all = True
     for name, extra in jobs:
-        if name not in ref["jobs"]:
-            print(f"{name}: not in {ref_file}, skipped")
+        if name not in ref["jobs"] or (other is not None and name not in other["jobs"]):
+            print(f"{name}: not in both records, skipped")
             continue
-        want, got = ref["jobs"][name], run_job(name, extra, root)
-        digests = {k: _digest(t) for k, t in got["tensors"].items()}
+        want = ref["jobs"][name]
+        if other is None:
+            got = run_job(name, extra, root)
+            got = {"rows": got["rows"], "digests": {k: _digest(t) for k, t in got["tensors"].items()}}
+        else:
+            got = other["jobs"][name]
+        digests = got["digests"]
         same_keys = set(digests) == set(want["digests"])
         differing = [k for k in digests if want["digests"].get(k) != digests[k]]
         rows_equal = got["rows"] == want["rows"]
@@ -125,7 +138,7 @@ def check(ref_file: Path, jobs: list[tuple[str, list[str]]], keep: Path | None) 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("action", choices=["record", "check"])
+    ap.add_argument("action", choices=["record", "check", "compare"])
     ap.add_argument("--out", type=Path, default=Path("parity.json"))
     ap.add_argument("--ref", type=Path, default=Path("parity.json"))
     ap.add_argument("--jobs", nargs="*", help="job names (default: all)")
@@ -135,7 +148,7 @@ def main() -> None:
     if a.action == "record":
         record(a.out, jobs, a.keep)
     else:
-        sys.exit(0 if check(a.ref, jobs, a.keep) else 1)
+        sys.exit(0 if check(a.ref, jobs, a.keep, a.out if a.action == "compare" else None) else 1)
 
 
 if __name__ == "__main__":

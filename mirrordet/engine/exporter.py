@@ -235,11 +235,11 @@ def export_model(model: Any, overrides: Mapping[str, Any] | None = None) -> Expo
     if graph.task not in ("detect", "classify"):
         raise ConfigError(f"{model.source}: export supports detect and classify models, not a "
                           f"{type(graph.head).__name__} head")
-    if hasattr(graph.head, "postprocess"):
-        raise ConfigError(f"{model.source}: export supports YOLO Detect and Classify heads; the "
-                          f"{type(graph.head).__name__} head decodes with its own postprocess (its eval pass may depend "
-                          "on the data, which a traced graph would freeze)")
-    stride = int(max(float(graph.stride.max()), 32.0)) if graph.stride.numel() else 32
+    if not graph.head.traceable:
+        raise ConfigError(f"{model.source}: export supports heads whose eval output a traced graph reproduces "
+                          f"(YOLO Detect, Classify); the {type(graph.head).__name__} head is not traceable (its eval "
+                          "pass may depend on the data, which a traced graph would freeze)")
+    stride = graph.max_stride
     imgsz = -(-int(cfg["imgsz"]) // stride) * stride
     if imgsz != cfg["imgsz"]:
         LOGGER.warning(f"imgsz={cfg['imgsz']} is not a multiple of the max stride {stride}; exporting at {imgsz}")

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from mirrordet.nn.fuse import fuse
+from mirrordet.nn.graph import ModelGraph
 from mirrordet.nn.modules.conv import Conv
 from mirrordet.utils.log import LOGGER
 
@@ -75,16 +76,16 @@ class InferenceRunner:
 
     Args:
         net: the eager inference module (eval mode, e.g. from :func:`prepare_model`).
-        trace: allow the frozen trace (False = always eager). None (default): allowed unless the
-            model's head has its own ``postprocess`` (anchor-based and two-stage heads, whose eval
-            pass may depend on the data, e.g. the number of proposals, which a trace would freeze).
+        trace: allow the frozen trace (False = always eager). None (default): the head's
+            ``traceable`` (False for heads whose eval pass may depend on the data, e.g. the number
+            of proposals, which a trace would freeze).
         trace_after: the call count at one input shape that builds / verifies the trace for it.
     """
 
-    def __init__(self, net: nn.Module, trace: bool | None = None, trace_after: int = TRACE_AFTER) -> None:
+    def __init__(self, net: ModelGraph, trace: bool | None = None, trace_after: int = TRACE_AFTER) -> None:
         self.net = net
         if trace is None:
-            trace = not hasattr(getattr(net, "head", None), "postprocess")
+            trace = net.head.traceable
         self.trace_enabled, self.trace_after = trace, max(1, int(trace_after))
         self.traced: torch.jit.ScriptModule | None = None
         self.seen: dict[tuple, int] = {}

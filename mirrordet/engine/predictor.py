@@ -23,7 +23,6 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import cv2
 import numpy as np
 import torch
-import torchvision
 from torch import nn
 
 from mirrordet.data.transforms import PAD_VALUE, RatioPad
@@ -32,7 +31,7 @@ from mirrordet.engine.predict_outputs import PredictOutputs, log_line
 from mirrordet.engine.results import Result
 from mirrordet.engine.sources import Frame, iter_frames, resolve_source
 from mirrordet.ops.boxes import scale_boxes
-from mirrordet.ops.nms import non_max_suppression
+from mirrordet.ops.nms import NMSSettings
 from mirrordet.utils.errors import ConfigError, DatasetError
 from mirrordet.utils.log import LOGGER
 
@@ -92,12 +91,12 @@ class Predictor:
                  save: bool = False, runner: InferenceRunner | None = None) -> None:
         from mirrordet.utils.torch_utils import select_device
 
-        self.task = getattr(model, "task", None)
+        self.task = model.task
         if self.task not in TASKS:
             raise ConfigError(f"{getattr(model, 'source', 'model')}: cannot predict with a model whose last layer "
                               f"is {type(model.head).__name__} (predict supports {', '.join(TASKS)} heads)")
         self.names = dict(model.names)
-        self.stride = int(max(float(model.stride.max()), 32.0)) if model.stride.numel() else 32
+        self.stride = model.max_stride
         self.conf = PREDICT_CONF if cfg.get("conf") is None else float(cfg["conf"])
         self.iou, self.max_det = float(cfg.get("iou", 0.7)), int(cfg.get("max_det", 300))
         classes = cfg.get("classes")
@@ -193,30 +192,18 @@ class Predictor:
     def _detections(self, preds: Any) -> list[torch.Tensor]:
         """Eval output -> per image [n, 6] x1, y1, x2, y2 (network input pixels), score, class.
 
-        A head with its own ``postprocess(preds, conf, iou, max_det)`` decodes its output itself
-        (``classes`` and ``agnostic_nms`` are applied to its detections); otherwise the output is
-        [B, 4 + nc, A] (xywh pixels, class scores) and goes through the shared NMS.
+        The head decodes its own output (:meth:`~mirrordet.nn.head.DetectionHead.postprocess`), with
+        ``classes`` filtered and ``agnostic_nms`` applied inside its NMS; one label per box.
         """
-        head = getattr(self.runner.net, "head", None)
-        if head is None or not hasattr(head, "postprocess"):
-            self._check_output(preds)
-            return non_max_suppression(preds.float(), self.conf, self.iou, self.classes, self.agnostic, self.max_det)
-        out = []
-        for d in head.postprocess(preds, self.conf, self.iou, self.max_det):
-            if self.classes is not None:
-                d = d[torch.isin(d[:, 5].long(), torch.as_tensor(self.classes, device=d.device))]
-            if self.agnostic and len(d):
-                d = d[torchvision.ops.nms(d[:, :4], d[:, 4], self.iou)]
-            out.append(d)
-        return out
+        nms = NMSSettings(self.conf, self.iou, self.max_det, None if self.classes is None else tuple(self.classes),
+                          self.agnostic, multi_label=False)
+        return [d.rows() for d in self.runner.net.head.postprocess(preds, nms)]
 
     def _check_output(self, preds: Any) -> None:
-        ok = isinstance(preds, torch.Tensor) and preds.ndim == 2 if self.task == "classify" else (
-            isinstance(preds, torch.Tensor) and preds.ndim == 3 and preds.shape[1] == 4 + len(self.names))
-        if not ok:
+        """A classifier's eval output must be [B, nc] probabilities."""
+        if not (isinstance(preds, torch.Tensor) and preds.ndim == 2):
             shape = tuple(preds.shape) if isinstance(preds, torch.Tensor) else type(preds).__name__
-            raise ConfigError(f"the model's eval output {shape} is not a {self.task} prediction "
-                              f"([B, 4 + nc, A] boxes for detect, [B, nc] probabilities for classify)")
+            raise ConfigError(f"the model's eval output {shape} is not a classify prediction ([B, nc] probabilities)")
 
     # ---- sources and outputs -----------------------------------------------------------------------
     def __call__(self, source: Any, stream: bool = False) -> list[Result] | Iterator[Result]:

@@ -14,16 +14,27 @@ import torch
 from mirrordet.data.loader import build_dataloader
 from mirrordet.engine.validator import METRIC_KEYS, DetectionValidator
 from mirrordet.engine.validator_cls import CLS_METRIC_KEYS, ClassificationValidator
+from mirrordet.losses.base import Loss
 from mirrordet.nn.graph import ModelGraph
 from mirrordet.utils.errors import ConfigError, DatasetError
 
 
+def criterion(model: ModelGraph, cfg: Mapping[str, Any], world_size: int = 1) -> Loss:
+    """The loss of the model's head family (``head.loss`` -> mirrordet.losses.registry)."""
+    from mirrordet.losses.registry import build_loss
+    from mirrordet.utils.errors import RegistryError
+
+    head = model.head
+    try:
+        return build_loss(head, cfg, world_size)
+    except RegistryError as e:
+        raise ConfigError(f"no loss for a {type(head).__name__} head in the {model.task} task: {e}") from None
+
+
 class DetectTask:
-    """Detection: mosaic-augmented YOLO/COCO data, the head's DFL loss, the COCO validator."""
+    """Detection: mosaic-augmented YOLO/COCO data, the head's loss, the COCO validator."""
 
     name = "detect"
-    loss_names = ("box_loss", "cls_loss", "dfl_loss")
-    loss_scales_with_batch = True  # the loss is (per-image mean) x batch size
     metric_keys = METRIC_KEYS
 
     def build_split(self, data: Mapping[str, Any], split: str, cfg: Mapping[str, Any], imgsz: int, augment: bool,
@@ -39,20 +50,6 @@ class DetectTask:
     def validator(self, dataset: Any, loader: Any, cfg: Mapping[str, Any], save_dir: Path | None,
                   conf: float = 0.001) -> DetectionValidator:
         return DetectionValidator(dataset, loader, conf=conf, iou=cfg["iou"], max_det=cfg["max_det"], save_dir=save_dir)
-
-    def criterion(self, model: ModelGraph, cfg: Mapping[str, Any]) -> Any:
-        """The loss of the model's head family (``head.loss`` -> mirrordet.losses.registry); also sets
-        ``loss_names`` to the loss's item names (results.csv columns)."""
-        from mirrordet.losses.registry import build_loss
-        from mirrordet.utils.errors import RegistryError
-
-        head = model.head
-        try:
-            loss = build_loss(head, cfg)
-        except RegistryError as e:
-            raise ConfigError(f"no loss for a {type(head).__name__} head in the detect task: {e}") from None
-        self.loss_names = tuple(loss.names)
-        return loss
 
     def targets(self, batch: Mapping[str, Any], img: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
         out = {k: batch[k].to(device) for k in ("cls", "bboxes", "batch_idx")}
@@ -70,8 +67,6 @@ class ClassifyTask:
     """Classification: ImageFolder / CIFAR data, cross-entropy, the top-1/top-5 validator."""
 
     name = "classify"
-    loss_names = ("loss",)
-    loss_scales_with_batch = False  # the loss is a batch mean
     metric_keys = CLS_METRIC_KEYS
 
     def build_split(self, data: Mapping[str, Any], split: str, cfg: Mapping[str, Any], imgsz: int, augment: bool,
@@ -86,11 +81,6 @@ class ClassifyTask:
     def validator(self, dataset: Any, loader: Any, cfg: Mapping[str, Any], save_dir: Path | None,
                   conf: float = 0.0) -> ClassificationValidator:
         return ClassificationValidator(dataset, loader, save_dir=save_dir)
-
-    def criterion(self, model: ModelGraph, cfg: Mapping[str, Any]) -> Any:
-        from mirrordet.losses.classification import ClassificationLoss
-
-        return ClassificationLoss(cfg["label_smoothing"])
 
     def targets(self, batch: Mapping[str, Any], img: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
         return {"cls": batch["cls"].to(device)}

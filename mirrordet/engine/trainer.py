@@ -32,7 +32,7 @@ from mirrordet.engine.optim import build_lr_lambda, build_optimizer, optimizer_m
 from mirrordet.engine.resume import STORAGE_ERRNOS, resume_hint, resume_settings
 from mirrordet.engine.run_dir import resume_run_dir, run_dir
 from mirrordet.engine.setup import check_classes, check_imgsz, resolve_settings
-from mirrordet.engine.tasks import task_for
+from mirrordet.engine.tasks import criterion, task_for
 from mirrordet.nn.graph import ModelGraph, build_model
 from mirrordet.utils.errors import (CheckpointError, ConfigError, DataLoaderWorkerError, MirrordetError,
                                     RunStorageError, TrainingInterrupted)
@@ -169,7 +169,7 @@ class Trainer:
         if self.dist.is_main:  # validation runs on rank 0 only
             val_set, val_loader = task.build_split(self.data, "val", cfg, self.imgsz, augment=False, batch=cfg["batch"] * 2)
             self.validator = task.validator(val_set, val_loader, cfg, self.save_dir)
-        self.criterion = task.criterion(model, cfg)
+        self.criterion = criterion(model, cfg, world)
         self.accumulate = max(round(cfg["nbs"] / cfg["batch"]), 1)
         weight_decay = cfg["weight_decay"] * cfg["batch"] * self.accumulate / cfg["nbs"]
         iterations = math.ceil(len(self.train_set) / max(cfg["batch"], cfg["nbs"])) * cfg["epochs"]
@@ -197,7 +197,7 @@ class Trainer:
     def _write_run_header(self) -> ResultsCSV:
         cfg, task = self.cfg, self.task
         csv = ResultsCSV(self.save_dir / "results.csv",
-                         ["epoch", *(f"train/{n}" for n in task.loss_names), *task.metric_keys, "fitness", "lr/pg0",
+                         ["epoch", *(f"train/{n}" for n in self.criterion.names), *task.metric_keys, "fitness", "lr/pg0",
                           "epoch_time"],
                          resume_epoch=self.start_epoch + 1 if self.resume_ckpt is not None else None)
         if self.resume_ckpt is None:
@@ -290,7 +290,7 @@ class Trainer:
         if cfg["epochs"] - epoch <= cfg["close_mosaic"] and getattr(self.train_set, "mosaic", 0) > 0:
             LOGGER.info("Closing mosaic augmentation")
             self.train_set.close_mosaic()
-        mean_loss = torch.zeros(len(task.loss_names))
+        mean_loss = torch.zeros(len(self.criterion.names))
         bar = tqdm(enumerate(self.train_loader), total=nb, disable=not (cfg["verbose"] and self.dist.is_main),
                    dynamic_ncols=True, desc=f"{epoch + 1}/{cfg['epochs']}")
         self.optimizer.zero_grad()
@@ -304,19 +304,17 @@ class Trainer:
             img = batch_d["img"].to(device, non_blocking=True).float() / 255
             targets = task.targets(batch_d, img, device)
             with autocast(device, self.amp_dtype):
-                loss, items = self.criterion(self.train_model(img), targets)
+                loss, items = self.criterion.evaluate(self.train_model(img), targets, img.shape[0])  # DDP-scaled
             if not all_true(bool(torch.isfinite(loss)), self.dist, device):  # every rank skips together
                 self._skip_step(epoch, i)
                 continue
             self.bad_steps = 0
-            if task.loss_scales_with_batch:
-                loss = loss * self.dist.world_size  # DDP averages gradients; keep the global-batch scale
             self.scaler.scale(loss).backward()
             if ni - self.last_opt_step >= self.accumulate:
                 self._optimizer_step(cfg["grad_clip"])
                 self.last_opt_step = ni
             mean_loss = (mean_loss * i + items.cpu()) / (i + 1)
-            bar.set_postfix({n: f"{v:.3f}" for n, v in zip(task.loss_names, mean_loss.tolist())}, refresh=False)
+            bar.set_postfix({n: f"{v:.3f}" for n, v in zip(self.criterion.names, mean_loss.tolist())}, refresh=False)
         if self.last_opt_step < nb * epoch + nb - 1 and self.bad_steps == 0:
             self._optimizer_step(cfg["grad_clip"])  # flush: no gradient is carried across epochs
             self.last_opt_step = nb * epoch + nb - 1
@@ -339,7 +337,7 @@ class Trainer:
         fit = metrics.get("fitness", 0.0)
         improved = self.best_fitness is None or fit >= self.best_fitness
         self.best_fitness = fit if improved else self.best_fitness
-        csv.append({"epoch": epoch + 1, **{f"train/{n}": float(v) for n, v in zip(task.loss_names, mean_loss)},
+        csv.append({"epoch": epoch + 1, **{f"train/{n}": float(v) for n, v in zip(self.criterion.names, mean_loss)},
                     **{k: float(metrics.get(k, 0.0)) for k in task.metric_keys}, "fitness": float(fit),
                     "lr/pg0": lr, "epoch_time": round(epoch_time, 3)})
         ckpt = self._checkpoint(epoch + 1, self.best_fitness)
@@ -350,7 +348,7 @@ class Trainer:
             save_checkpoint(self.wdir / f"epoch{epoch + 1}.pt", strip_for_inference(ckpt))
         shown = " ".join(f"{k.split('/')[-1]}={metrics.get(k, 0):.4f}" for k in task.metric_keys[-2:])
         LOGGER.info(f"epoch {epoch + 1}/{cfg['epochs']}: "
-                    + " ".join(f"{n}={v:.4f}" for n, v in zip(task.loss_names, mean_loss)) + f" {shown} ({epoch_time:.1f}s)")
+                    + " ".join(f"{n}={v:.4f}" for n, v in zip(self.criterion.names, mean_loss)) + f" {shown} ({epoch_time:.1f}s)")
         if cfg["plots"]:
             from mirrordet.plotting.results import plot_results
 

@@ -21,8 +21,9 @@ from mirrordet.data.dataset import DetectionDataset
 from mirrordet.metrics.coco_eval import coco_ground_truth, evaluate_coco, predictions_to_coco
 from mirrordet.metrics.confusion import ConfusionMatrix
 from mirrordet.metrics.detection import DetectionStats, format_class_table
+from mirrordet.nn.graph import ModelGraph
 from mirrordet.ops.boxes import scale_boxes
-from mirrordet.ops.nms import non_max_suppression
+from mirrordet.ops.nms import NMSSettings
 from mirrordet.utils.files import atomic_write_text
 from mirrordet.utils.log import LOGGER
 
@@ -34,17 +35,14 @@ def fitness(metrics: Mapping[str, float]) -> float:
     return 0.1 * metrics["metrics/mAP50"] + 0.9 * metrics["metrics/mAP50-95"]
 
 
-def postprocess(model: torch.nn.Module, preds: Any, conf: float, iou: float, max_det: int) -> list[torch.Tensor]:
+def postprocess(model: ModelGraph, preds: Any, conf: float, iou: float, max_det: int) -> list[torch.Tensor]:
     """Eval-mode model output -> per image [n, 6] (x1, y1, x2, y2 pixels, score, class).
 
-    Contract: a head that defines ``postprocess(preds, conf, iou, max_det)`` (anchor-based and
-    two-stage heads) turns its own eval output into detections; otherwise the output is
-    [B, 4 + nc, A] (xywh pixels, class scores) and goes through the shared multi-label NMS.
+    The head decodes its own output (:meth:`~mirrordet.nn.head.DetectionHead.postprocess`);
+    validation keeps every class whose score passes ``conf`` (multi-label), as COCO evaluation expects.
     """
-    head = getattr(model, "head", None)
-    if head is not None and hasattr(head, "postprocess"):
-        return head.postprocess(preds, conf, iou, max_det)
-    return non_max_suppression(preds.float(), conf, iou, max_det=max_det, multi_label=True)
+    nms = NMSSettings(conf, iou, max_det, multi_label=True)
+    return [d.rows() for d in model.head.postprocess(preds, nms)]
 
 
 class DetectionValidator:
@@ -71,7 +69,7 @@ class DetectionValidator:
             dataset.category_ids, self.names)
 
     @torch.inference_mode()
-    def __call__(self, model: torch.nn.Module, device: torch.device, half: bool = False, verbose: bool = True,
+    def __call__(self, model: ModelGraph, device: torch.device, half: bool = False, verbose: bool = True,
                  plots: bool = True, save_json: bool = True, channels_last: bool = False) -> dict[str, Any]:
         """Run the model over the split; returns metrics (keys ``METRIC_KEYS``, ``fitness``, ``speed``).
 

@@ -8,6 +8,7 @@ import torch
 from torch.nn import functional as F
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
+from mirrordet.losses.base import Loss
 from mirrordet.losses.targets import image_targets
 
 
@@ -52,7 +53,7 @@ def centerness(ltrb: torch.Tensor) -> torch.Tensor:
             (tb.min(1).values / tb.max(1).values.clamp(min=1e-6))).clamp(min=0).sqrt()
 
 
-class FCOSLoss:
+class FCOSLoss(Loss):
     """Loss of an :class:`~mirrordet.nn.modules.head_fcos.FCOSHead`.
 
     Args:
@@ -68,14 +69,12 @@ class FCOSLoss:
         self.nc, self.center_radius, self.range_mult = nc, center_radius, range_mult
         self.alpha, self.gamma, self.gains = alpha, gamma, (box, cls, ctr)
 
-    def __call__(self, preds: Sequence[torch.Tensor], batch: Mapping[str, torch.Tensor]
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def terms(self, preds: Sequence[torch.Tensor], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Args: preds = [cls [B, A, nc], ltrb [B, A, 4] pixels, ctr [B, A, 1], points [B, A, 3]].
 
         Returns:
-            loss: scalar, sum over images of (box * GIoU + cls * focal + ctr * BCE), each summed over
-                points and divided by the image's positives (>= 1).
-            items: [3] detached (box, cls, ctr) batch means, gains applied.
+            ``{"box_loss": box * GIoU, "cls_loss": cls * focal, "ctr_loss": ctr * BCE}`` (reduction
+            ``"sum"``): each summed over points, divided by the image's positives (>= 1), summed over images.
         """
         with torch.autocast(device_type=preds[0].device.type, enabled=False):
             cls_logits, ltrb, ctr, points = (p.float() for p in preds)
@@ -98,4 +97,4 @@ class FCOSLoss:
                     parts[2] = parts[2] + F.binary_cross_entropy_with_logits(
                         ctr[i][fg][:, 0], centerness(d), reduction="sum") / n_fg
             parts = [p * g for p, g in zip(parts, self.gains)]
-            return sum(parts), torch.stack(parts).detach() / bsz
+            return dict(zip(self.names, parts))

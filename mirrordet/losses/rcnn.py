@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.ops import box_iou
 
+from mirrordet.losses.base import Loss
 from mirrordet.losses.targets import image_targets
 from mirrordet.nn.modules.head_rcnn import ROI_WEIGHTS
 from mirrordet.ops.anchor_boxes import encode_boxes, match_anchors
@@ -28,7 +29,7 @@ def sample_balanced(matched: torch.Tensor, num: int, pos_fraction: float) -> tup
     return pos, neg
 
 
-class RCNNLoss:
+class RCNNLoss(Loss):
     """Joint loss of an :class:`~mirrordet.nn.modules.head_rcnn.RCNNHead`.
 
     Args:
@@ -48,15 +49,14 @@ class RCNNLoss:
         self.roi_iou, self.roi_batch, self.roi_pos, self.beta = roi_iou, roi_batch, roi_pos, beta
         self.gains = tuple(gains)
 
-    def __call__(self, preds: Sequence[torch.Tensor], batch: Mapping[str, torch.Tensor]
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def terms(self, preds: Sequence[torch.Tensor], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Args: preds = the head's training output [objectness [B, A, 1], deltas [B, A, 4],
         anchors [B, A, 4], proposals [B, P, 4], counts [B], *levels]; batch: ``cls``, ``bboxes``
         (normalized xywh), ``batch_idx``, ``img``.
 
         Returns:
-            loss: scalar, sum over images of the four per-image losses (mean x B).
-            items: [4] detached batch means (rpn_obj, rpn_box, roi_cls, roi_box), gains applied.
+            ``{"rpn_obj", "rpn_box", "roi_cls", "roi_box"}`` terms (reduction ``"sum"``): each per-image
+            loss summed over the batch, gains applied.
         """
         obj, deltas, anchors, props, counts, *feats = preds
         bsz = obj.shape[0]
@@ -106,4 +106,4 @@ class RCNNLoss:
                     roi_box = roi_box + F.smooth_l1_loss(dl[fg, lab[fg]], tg[fg], beta=self.beta, reduction="sum") / k
             start += k
         parts = [p * g for p, g in zip((rpn_obj, rpn_box, roi_cls, roi_box), self.gains)]
-        return sum(parts), torch.stack(parts).detach() / bsz
+        return dict(zip(self.names, parts))

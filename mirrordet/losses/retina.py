@@ -8,12 +8,13 @@ import torch
 from torch.nn import functional as F
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
+from mirrordet.losses.base import Loss
 from mirrordet.losses.targets import image_targets
 from mirrordet.ops.anchor_boxes import decode_boxes, encode_boxes, match_anchors
 from mirrordet.utils.errors import MirrordetError
 
 
-class RetinaLoss:
+class RetinaLoss(Loss):
     """Loss of a :class:`~mirrordet.nn.modules.head_retina.RetinaHead`.
 
     Args:
@@ -31,15 +32,13 @@ class RetinaLoss:
         self.nc, self.fg_iou, self.bg_iou = nc, fg_iou, bg_iou
         self.alpha, self.gamma, self.box_loss, self.gains = alpha, gamma, box_loss, (box, cls)
 
-    def __call__(self, preds: Sequence[torch.Tensor], batch: Mapping[str, torch.Tensor]
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def terms(self, preds: Sequence[torch.Tensor], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Args: preds = [cls [B, A, nc] logits, deltas [B, A, 4], anchors [B, A, 4] xyxy pixels];
         batch: ``cls``, ``bboxes`` (normalized xywh), ``batch_idx``, ``img``.
 
         Returns:
-            loss: scalar = (box * L_box + cls * L_focal), each a per-image sum over anchors divided by
-                the image's positives (>= 1), summed over the batch (mean x B).
-            items: [2] detached (box, cls) batch means, gains applied.
+            ``{"box_loss": box * L_box, "cls_loss": cls * L_focal}`` (reduction ``"sum"``): each a
+            per-image sum over anchors divided by the image's positives (>= 1), summed over the batch.
         """
         with torch.autocast(device_type=preds[0].device.type, enabled=False):
             cls_logits, deltas, anchors = (p.float() for p in preds)
@@ -63,4 +62,4 @@ class RetinaLoss:
                                                                  reduction="sum") / n_fg
             box_l = box_l + deltas.sum() * 0  # keeps the box branch in the graph when no image has a box
             box_l, cls_l = box_l * self.gains[0], cls_l * self.gains[1]
-            return box_l + cls_l, torch.stack([box_l, cls_l]).detach() / bsz
+            return {"box_loss": box_l, "cls_loss": cls_l}

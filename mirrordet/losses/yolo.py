@@ -7,6 +7,7 @@ from typing import Mapping, Sequence
 import torch
 from torch.nn import functional as F
 
+from mirrordet.losses.base import Loss
 from mirrordet.losses.bbox import box_losses, dfl_decode
 from mirrordet.losses.tal import TaskAlignedAssigner
 from mirrordet.ops.anchors import dist2bbox, make_anchors
@@ -55,7 +56,7 @@ def pack_targets(
     return gt_labels, gt_bboxes, mask_gt
 
 
-class DetectionLoss:
+class DetectionLoss(Loss):
     """Loss of a DFL detection head (YOLOv8 family), with a task-aligned assigner.
 
     Args:
@@ -66,7 +67,11 @@ class DetectionLoss:
         cls: gain of the BCE classification loss.
         dfl: gain of the distribution focal loss.
         tal_topk: positives per ground-truth box in the assigner.
+
+    Terms (reduction ``"sum"``): ``box_loss``, ``cls_loss``, ``dfl_loss``, each gain x per-image mean x B.
     """
+
+    names = ("box_loss", "cls_loss", "dfl_loss")
 
     def __init__(
         self,
@@ -90,9 +95,7 @@ class DetectionLoss:
         self.no = 4 * self.reg_max + self.nc
         self.assigner = TaskAlignedAssigner(topk=tal_topk, num_classes=self.nc, alpha=0.5, beta=6.0)
 
-    def __call__(
-        self, preds: Sequence[torch.Tensor], batch: Mapping[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def terms(self, preds: Sequence[torch.Tensor], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Compute the loss of one batch.
 
         Args:
@@ -101,8 +104,7 @@ class DetectionLoss:
                 ``img`` [B, 3, H, W] (only its shape is read).
 
         Returns:
-            loss: scalar, (box * L_ciou + cls * L_bce + dfl * L_dfl) * B, differentiable.
-            loss_items: [3] detached (box, cls, dfl) parts, each already multiplied by its gain.
+            ``{"box_loss": box * L_ciou * B, "cls_loss": cls * L_bce * B, "dfl_loss": dfl * L_dfl * B}``.
         """
         if len(preds) != len(self.strides):
             raise MirrordetError(
@@ -114,7 +116,7 @@ class DetectionLoss:
 
     def _compute(
         self, feats: list[torch.Tensor], batch: Mapping[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> dict[str, torch.Tensor]:
         bsz = feats[0].shape[0]
         for i, f in enumerate(feats):
             if f.dim() != 4 or f.shape[1] != self.no:
@@ -160,5 +162,5 @@ class DetectionLoss:
             loss_box = loss_dfl = pred_dist.new_zeros(()) + pred_dist.sum() * 0.0
 
         gain_box, gain_cls, gain_dfl = self.gains
-        parts = torch.stack((loss_box * gain_box, loss_cls * gain_cls, loss_dfl * gain_dfl))
-        return parts.sum() * bsz, parts.detach()
+        parts = (loss_box * gain_box, loss_cls * gain_cls, loss_dfl * gain_dfl)
+        return {name: part * bsz for name, part in zip(self.names, parts)}

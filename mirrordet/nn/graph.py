@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mirrordet.nn.head import Head
 from mirrordet.nn.init import zero_init_residual
 from mirrordet.nn.parser import LayerRow, load_model_yaml, parse_model, parse_yaml_text, resolve_model_yaml
 from mirrordet.utils.errors import ModelConfigError
@@ -40,18 +41,22 @@ class ModelGraph(nn.Module):
         self.sources, self.save, self.rows = parsed.sources, set(parsed.save), parsed.rows
         self.names = dict(names) if names else {i: f"class{i}" for i in range(self.nc)}
         head = self.layers[-1]
-        self.task: str = getattr(type(head), "task", "features")
+        self.task: str = head.task if isinstance(head, Head) else "features"
         if d.get("zero_init_residual", False):
             zero_init_residual(self)
         self.register_buffer("stride", self._probe_strides(), persistent=False)
-        if hasattr(head, "stride"):
-            head.stride = self.stride.clone()
-            if hasattr(head, "bias_init"):
-                head.bias_init()
+        if isinstance(head, Head):
+            head.set_strides(self.stride)
 
     @property
     def head(self) -> nn.Module:
+        """The last layer: a :class:`~mirrordet.nn.head.Head` unless the model is a feature extractor."""
         return self.layers[-1]
+
+    @property
+    def max_stride(self) -> int:
+        """The largest input stride of the head's levels, at least 32 (input sizes are rounded up to it)."""
+        return int(max(float(self.stride.max()), 32.0)) if self.stride.numel() else 32
 
     def forward(self, x: torch.Tensor) -> Any:
         """x: [B, ch, H, W] float image batch -> the head's output (see the head's docstring)."""

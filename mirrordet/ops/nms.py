@@ -1,13 +1,94 @@
-"""Non-maximum suppression over decoded head outputs (torchvision.ops.batched_nms)."""
+"""The one non-maximum suppression of the project (torchvision.ops.batched_nms underneath).
+
+:class:`NMSSettings` carries what the caller asks for (thresholds, classes, agnostic, multi-label);
+:func:`select_and_suppress` is the core every head's ``postprocess`` ends in: class filter, top-k
+candidates, class-wise (or agnostic) NMS, ``max_det`` kept. :func:`non_max_suppression` applies it
+to the dense ``[B, 4 + nc, A]`` output of one-stage heads (YOLO Detect, RetinaNet, FCOS).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 import torchvision
 
 from mirrordet.ops.boxes import xywh2xyxy
+from mirrordet.ops.detections import Detections
+
+MAX_NMS = 30000  # candidates handed to NMS at most, by default
+
+
+@dataclass(frozen=True)
+class NMSSettings:
+    """What a caller asks of a head's ``postprocess``.
+
+    Attributes:
+        conf: minimum score kept. iou: IoU above which a lower-scored box of the same class is
+        suppressed. max_det: detections kept per image. classes: keep only these class indices.
+        agnostic: suppress across classes. multi_label: a dense-output box may be kept for every
+        class whose score passes ``conf`` (else only for its best class).
+    """
+
+    conf: float = 0.25
+    iou: float = 0.7
+    max_det: int = 300
+    classes: tuple[int, ...] | None = None
+    agnostic: bool = False
+    multi_label: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.conf <= 1 or not 0 <= self.iou <= 1:
+            raise ValueError(f"conf={self.conf} and iou={self.iou} must be within [0, 1]")
+
+
+def select_and_suppress(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, nms: NMSSettings,
+                        topk: int = MAX_NMS) -> Detections:
+    """Candidates of one image -> its detections.
+
+    Args:
+        boxes: [n, 4] xyxy pixels. scores: [n] (already above ``nms.conf``). labels: [n] int64.
+        nms: the settings. topk: the best-scored candidates handed to NMS at most.
+    """
+    if nms.classes is not None:
+        keep = torch.isin(labels, torch.as_tensor(list(nms.classes), device=labels.device))
+        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    if scores.numel() > topk:
+        top = scores.topk(topk).indices
+        boxes, scores, labels = boxes[top], scores[top], labels[top]
+    if nms.agnostic:
+        keep = torchvision.ops.nms(boxes, scores, nms.iou)
+    else:
+        keep = torchvision.ops.batched_nms(boxes, scores, labels, nms.iou)
+    keep = keep[: nms.max_det]
+    return Detections(boxes[keep], scores[keep], labels[keep])
+
+
+def dense_nms(prediction: torch.Tensor, nms: NMSSettings, topk: int = MAX_NMS,
+              multi_label: bool | None = None) -> list[Detections]:
+    """Per-image NMS of a dense output.
+
+    Args:
+        prediction: [B, 4 + nc, A] boxes as xywh pixels, per-class scores in [0, 1].
+        nms: the settings. topk: candidates (box, class pairs) handed to NMS at most.
+        multi_label: overrides ``nms.multi_label`` (heads whose decoding is always multi-label).
+    """
+    multi = nms.multi_label if multi_label is None else multi_label
+    nc = prediction.shape[1] - 4
+    out: list[Detections] = []
+    for x in prediction.transpose(1, 2):  # [A, 4 + nc]
+        boxes = xywh2xyxy(x[:, :4])
+        scores_all = x[:, 4:]
+        if multi and nc > 1:
+            i, j = (scores_all > nms.conf).nonzero(as_tuple=True)
+            boxes, scores, labels = boxes[i], scores_all[i, j], j
+        else:
+            scores, labels = scores_all.max(1)
+            keep = scores > nms.conf
+            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+        out.append(select_and_suppress(boxes, scores, labels, nms, topk))
+    return out
 
 
 def non_max_suppression(
@@ -17,49 +98,16 @@ def non_max_suppression(
     classes: Sequence[int] | None = None,
     agnostic: bool = False,
     max_det: int = 300,
-    max_nms: int = 30000,
+    max_nms: int = MAX_NMS,
     multi_label: bool = False,
 ) -> list[torch.Tensor]:
-    """Per-image NMS of YOLO-style outputs.
+    """:func:`dense_nms` with keyword settings, as [n, 6] rows (x1, y1, x2, y2 pixels, score, class).
 
     Args:
         prediction: [B, 4 + nc, A] with boxes as xywh pixels and per-class scores in [0, 1].
-        conf_thres: minimum class score kept.
-        iou_thres: IoU above which a lower-scored box of the same class is suppressed.
-        classes: keep only these class indices.
-        agnostic: suppress across classes.
-        max_det: detections kept per image.
-        max_nms: boxes handed to NMS at most (highest scores first).
-        multi_label: a box may be kept for several classes whose score passes ``conf_thres``.
-
-    Returns:
-        list of B tensors [n, 6]: x1, y1, x2, y2 (pixels), score, class.
+        max_nms: the top-k option: boxes handed to NMS at most (highest scores first).
+        The others: see :class:`NMSSettings`.
     """
-    if not 0 <= conf_thres <= 1 or not 0 <= iou_thres <= 1:
-        raise ValueError(f"conf_thres={conf_thres} and iou_thres={iou_thres} must be within [0, 1]")
-    nc = prediction.shape[1] - 4
-    pred = prediction.transpose(1, 2)  # [B, A, 4 + nc]
-    output: list[torch.Tensor] = []
-    for x in pred:
-        boxes = xywh2xyxy(x[:, :4])
-        scores_all = x[:, 4:]
-        if multi_label and nc > 1:
-            i, j = (scores_all > conf_thres).nonzero(as_tuple=True)
-            boxes, scores, labels = boxes[i], scores_all[i, j], j
-        else:
-            scores, labels = scores_all.max(1)
-            keep = scores > conf_thres
-            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-        if classes is not None:
-            keep = torch.isin(labels, torch.as_tensor(list(classes), device=labels.device))
-            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-        if scores.numel() > max_nms:
-            top = scores.topk(max_nms).indices
-            boxes, scores, labels = boxes[top], scores[top], labels[top]
-        if agnostic:
-            keep = torchvision.ops.nms(boxes, scores, iou_thres)
-        else:
-            keep = torchvision.ops.batched_nms(boxes, scores, labels, iou_thres)
-        keep = keep[:max_det]
-        output.append(torch.cat((boxes[keep], scores[keep, None], labels[keep, None].to(boxes.dtype)), 1))
-    return output
+    nms = NMSSettings(conf_thres, iou_thres, max_det, None if classes is None else tuple(classes), agnostic,
+                      multi_label)
+    return [d.rows() for d in dense_nms(prediction, nms, max_nms)]

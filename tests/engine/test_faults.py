@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from mirrordet.cli import main
+from mirrordet.engine import trainer as trainer_mod
 from mirrordet.engine.checkpoint import load_checkpoint, save_checkpoint
-from mirrordet.engine.tasks import DetectTask
 from mirrordet.engine.trainer import NonFiniteLossError, Trainer
 
 TINY = {"model": "yolov8n.yaml", "imgsz": 64, "batch": 8, "workers": 0, "warmup_epochs": 0, "close_mosaic": 1,
@@ -19,20 +19,22 @@ TINY = {"model": "yolov8n.yaml", "imgsz": 64, "batch": 8, "workers": 0, "warmup_
 
 
 def test_nonfinite_losses_skip_then_stop_with_usable_last_pt(tiny_shapes_yaml, tmp_path, monkeypatch):
-    real = DetectTask.criterion
+    real = trainer_mod.criterion
     calls = {"n": 0}
 
-    def poisoned(self, model, cfg):
-        loss_fn = real(self, model, cfg)
+    def poisoned(model, cfg, world_size=1):
+        loss_fn = real(model, cfg, world_size)
+        terms = loss_fn.terms
 
         def wrapped(preds, batch):
-            loss, items = loss_fn(preds, batch)
+            out = terms(preds, batch)
             calls["n"] += 1
-            return (loss * float("nan"), items) if calls["n"] > 2 else (loss, items)  # epoch 1 = 2 batches
+            return {k: v * float("nan") for k, v in out.items()} if calls["n"] > 2 else out  # epoch 1 = 2 batches
 
-        return wrapped
+        loss_fn.terms = wrapped
+        return loss_fn
 
-    monkeypatch.setattr(DetectTask, "criterion", poisoned)
+    monkeypatch.setattr(trainer_mod, "criterion", poisoned)
     trainer = Trainer({**TINY, "data": str(tiny_shapes_yaml), "epochs": 3, "max_bad_steps": 3,
                        "project": str(tmp_path), "name": "nan"})
     with pytest.raises(NonFiniteLossError, match="3 non-finite losses in a row"):

@@ -41,7 +41,7 @@ def test_trace_used_after_second_call_and_matches():
 
 
 def test_wrong_trace_falls_back_to_eager():
-    runner = InferenceRunner(WidthConstant(), trace_after=2)
+    runner = InferenceRunner(WidthConstant(), trace=True, trace_after=2)
     x8, x4 = torch.ones(1, 1, 2, 8), torch.ones(1, 1, 2, 4)
     with torch.inference_mode():
         runner(x8), runner(x8)
@@ -55,7 +55,7 @@ def test_wrong_trace_falls_back_to_eager():
 
 
 def test_default_waits_for_a_recurring_shape():
-    runner = InferenceRunner(WidthConstant())
+    runner = InferenceRunner(WidthConstant(), trace=True)
     x = torch.ones(1, 1, 2, 3)
     with torch.inference_mode():
         for _ in range(runner.trace_after - 1):

@@ -15,6 +15,8 @@ from mirrordet.engine.results import Result, plural
 from mirrordet.engine.sources import iter_frames, resolve_source
 from mirrordet.model import Model
 from mirrordet.nn.graph import build_model
+from mirrordet.ops.detections import Detections
+from mirrordet.ops.nms import NMSSettings
 from mirrordet.utils.errors import ConfigError, DatasetError
 
 NAMES = {0: "circle", 1: "square", 2: "triangle", 3: "bus"}
@@ -253,24 +255,24 @@ def test_sources_and_letterbox_units(tmp_path, images):
     assert plural("bus", 2) == "buses" and plural("person", 2) == "persons" and plural("bus", 1) == "bus"
 
 
-def test_head_with_own_postprocess(images):
-    """Heads that decode themselves (RetinaNet, FCOS, R-CNN) go through their postprocess; no trace."""
+def test_predict_passes_its_settings_to_the_heads_postprocess(images):
+    """The head decodes its own output with the predictor's NMS settings; a head that is not
+    traceable is predicted eagerly and refused by export."""
     model = Model("yolov8n.yaml", nc=4)
-    fixed = torch.tensor([[2.0, 2.0, 30.0, 30.0, 0.9, 1.0], [3.0, 3.0, 31.0, 31.0, 0.8, 2.0],
-                          [40.0, 40.0, 60.0, 60.0, 0.7, 1.0]])
-    calls = []
+    rows = torch.tensor([[2.0, 2.0, 30.0, 30.0, 0.9, 1.0], [40.0, 40.0, 60.0, 60.0, 0.7, 1.0]])
+    calls: list[NMSSettings] = []
 
-    def postprocess(preds, conf, iou, max_det):
-        calls.append((conf, iou, max_det))
-        return [fixed.clone() for _ in range(preds.shape[0])]
+    def postprocess(preds, nms):
+        calls.append(nms)
+        return [Detections.from_rows(rows.clone()) for _ in range(preds.shape[0])]
 
     model.model.head.postprocess = postprocess
+    model.model.head.traceable = False
     r = model.predict(str(images / "c.jpg"), imgsz=64, conf=0.3, max_det=7, verbose=False)[0]
-    assert calls[0] == (0.3, 0.7, 7) and len(r) == 3
+    assert (calls[0].conf, calls[0].iou, calls[0].max_det, calls[0].multi_label) == (0.3, 0.7, 7, False)
+    assert len(r) == 2 and r.boxes.cls.tolist() == [1.0, 1.0]
     assert not model._predict_runner[1].trace_enabled
-    only = model.predict(str(images / "c.jpg"), imgsz=64, classes=[1], verbose=False)[0]
-    assert only.boxes.cls.tolist() == [1.0, 1.0]
-    agn = model.predict(str(images / "c.jpg"), imgsz=64, agnostic_nms=True, verbose=False)[0]
-    assert agn.boxes.conf.tolist() == pytest.approx([0.9, 0.7])  # the overlapping class-2 box is suppressed
-    with pytest.raises(ConfigError, match="own postprocess"):
+    model.predict(str(images / "c.jpg"), imgsz=64, classes=[1], agnostic_nms=True, verbose=False)
+    assert calls[-1].classes == (1,) and calls[-1].agnostic
+    with pytest.raises(ConfigError, match="is not traceable"):
         model.export(format="torchscript", imgsz=64)

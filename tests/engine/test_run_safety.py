@@ -21,9 +21,9 @@ import torch
 
 from mirrordet.cli import main
 from mirrordet.data.dataset import DetectionDataset
+from mirrordet.engine import trainer as trainer_mod
 from mirrordet.engine.checkpoint import load_checkpoint, save_checkpoint
 from mirrordet.engine.run_dir import claim_dir
-from mirrordet.engine.tasks import DetectTask
 from mirrordet.utils.files import atomic_save
 
 TINY = ["model=yolov8n.yaml", "imgsz=64", "batch=8", "workers=0", "warmup_epochs=0", "close_mosaic=0",
@@ -129,12 +129,18 @@ def test_resume_true_without_any_run_is_a_clear_error(tmp_path, one_line_error):
 
 
 def test_ctrl_c_before_the_first_checkpoint(tiny_shapes_yaml, tmp_path, monkeypatch, capfd):
-    def interrupted(self, model, cfg):
-        def loss(preds, batch):
-            raise KeyboardInterrupt
-        return loss
+    real = trainer_mod.criterion
 
-    monkeypatch.setattr(DetectTask, "criterion", interrupted)
+    def interrupted(model, cfg, world_size=1):
+        loss_fn = real(model, cfg, world_size)
+
+        def terms(preds, batch):
+            raise KeyboardInterrupt
+
+        loss_fn.terms = terms
+        return loss_fn
+
+    monkeypatch.setattr(trainer_mod, "criterion", interrupted)
     capfd.readouterr()
     assert main(["train", f"data={tiny_shapes_yaml}", *TINY, "epochs=2", f"project={tmp_path}", "name=c"]) == 130
     err = capfd.readouterr().err.strip().splitlines()  # the run's own log, then one closing line

@@ -10,6 +10,7 @@ from mirrordet.losses.registry import build_loss
 from mirrordet.losses.retina import RetinaLoss
 from mirrordet.nn.graph import ModelGraph
 from mirrordet.ops.anchor_boxes import encode_boxes
+from mirrordet.ops.nms import NMSSettings
 
 STEM = "nc: 2\nbackbone:\n  - [-1, 1, Conv, [16, 3, 2]]\n  - [-1, 1, Conv, [32, 3, 2]]\n  - [-1, 1, Conv, [32, 3, 2]]\nhead:\n"
 
@@ -27,7 +28,7 @@ def test_retina_loss_perfect_boxes_and_focal_value():
     logits = torch.zeros(1, 2, 2, requires_grad=True)
     batch = {"img": torch.zeros(1, 3, 64, 64), "cls": torch.ones(1, 1), "batch_idx": torch.zeros(1),
              "bboxes": torch.tensor([[0.5, 0.5, 0.5, 0.5]])}
-    loss, items = RetinaLoss(2)([logits, deltas, anchors], batch)
+    loss, items = RetinaLoss(2).evaluate([logits, deltas, anchors], batch, 1)
     assert items[0] == 0  # perfect deltas
     p = 0.5  # sigmoid(0): 1 positive (class 1) and 3 negatives, alpha 0.25, gamma 2, one positive anchor
     expected = 0.25 * p ** 2 * -math.log(p) + 3 * 0.75 * p ** 2 * -math.log(1 - p)
@@ -42,7 +43,7 @@ def test_retina_giou_loss_and_empty_images():
     empty = {"img": torch.zeros(1, 3, 64, 64), "cls": torch.zeros(0, 1), "batch_idx": torch.zeros(0),
              "bboxes": torch.zeros(0, 4)}
     deltas = torch.zeros(1, 1, 4, requires_grad=True)
-    loss, items = loss_fn([torch.zeros(1, 1, 2), deltas, anchors], empty)
+    loss, items = loss_fn.evaluate([torch.zeros(1, 1, 2), deltas, anchors], empty, 1)
     loss.backward()
     assert items[0] == 0 and torch.isfinite(loss) and deltas.grad is not None
 
@@ -69,7 +70,7 @@ def test_fcos_loss_points_use_x_then_y():
     points = out[3][0]
     fg = fcos_assign(points, torch.tensor([[8.0, 40.0, 24.0, 56.0]])) >= 0
     assert fg.any() and (points[fg, 0] < 32).all() and (points[fg, 1] > 32).all()
-    loss, items = FCOSLoss(2)(out, batch)
+    loss, items = FCOSLoss(2).evaluate(out, batch, 1)
     loss.backward()
     assert items.shape == (3,) and (items > 0).all()
 
@@ -89,11 +90,11 @@ def test_rcnn_loss_runs_roi_stage_with_gradients():
     out = model(torch.rand(2, 3, 64, 64))
     loss_fn = build_loss(model.head, {})
     assert loss_fn.names == ("rpn_obj", "rpn_box", "roi_cls", "roi_box")
-    loss, items = loss_fn(out, one_box_batch())
+    loss, items = loss_fn.evaluate(out, one_box_batch(), 2)
     loss.backward()
     assert (items[[0, 2]] > 0).all() and model.head.cls_score.weight.grad.abs().sum() > 0
     assert model.head.rpn.cls_logits.weight.grad.abs().sum() > 0
     model.eval()
     with torch.no_grad():
-        dets = model.head.postprocess(model(torch.zeros(2, 3, 64, 64)), 0.0, 0.5, 7)
-    assert len(dets) == 2 and all(d.shape[1] == 6 and len(d) <= 7 for d in dets)
+        dets = model.head.postprocess(model(torch.zeros(2, 3, 64, 64)), NMSSettings(0.0, 0.5, 7))
+    assert len(dets) == 2 and all(d.rows().shape[1] == 6 and len(d) <= 7 for d in dets)

@@ -32,7 +32,7 @@ def make_batch(bsz=2, device="cpu"):
 
 def test_loss_finite_positive_and_gradients_reach_every_level():
     preds = [p.requires_grad_() for p in make_preds()]
-    loss, items = DetectionLoss(NC, STRIDES)(preds, make_batch())
+    loss, items = DetectionLoss(NC, STRIDES).evaluate(preds, make_batch(), 2)
     assert loss.dim() == 0 and torch.isfinite(loss) and loss > 0
     assert items.shape == (3,) and not items.requires_grad and (items > 0).all()
     assert torch.allclose(loss, items.sum() * 2)  # sum of weighted parts * batch size
@@ -50,12 +50,12 @@ def test_optimizing_raw_predictions_reduces_loss():
     first_items = None
     for step in range(40):
         opt.zero_grad()
-        loss, items = criterion(preds, batch)
+        loss, items = criterion.evaluate(preds, batch, 2)
         if step == 0:
             first, first_items = float(loss.detach()), items
         loss.backward()
         opt.step()
-    last, last_items = criterion(preds, batch)
+    last, last_items = criterion.evaluate(preds, batch, 2)
     assert float(last.detach()) < 0.3 * first
     assert (last_items < first_items).all()  # each part improved (box, cls, dfl)
 
@@ -63,8 +63,8 @@ def test_optimizing_raw_predictions_reduces_loss():
 def test_gains_are_applied_explicitly():
     preds = make_preds()
     batch = make_batch()
-    _, base = DetectionLoss(NC, STRIDES, box=1.0, cls=1.0, dfl=1.0)(preds, batch)
-    _, scaled = DetectionLoss(NC, STRIDES, box=7.5, cls=0.5, dfl=1.5)(preds, batch)
+    _, base = DetectionLoss(NC, STRIDES, box=1.0, cls=1.0, dfl=1.0).evaluate(preds, batch, 2)
+    _, scaled = DetectionLoss(NC, STRIDES, box=7.5, cls=0.5, dfl=1.5).evaluate(preds, batch, 2)
     assert torch.allclose(scaled, base * torch.tensor([7.5, 0.5, 1.5]), rtol=1e-5)
 
 
@@ -72,7 +72,7 @@ def test_batch_without_boxes_gives_cls_loss_only_and_backprops():
     preds = [p.requires_grad_() for p in make_preds()]
     batch = make_batch()
     batch.update(cls=torch.zeros(0, 1), bboxes=torch.zeros(0, 4), batch_idx=torch.zeros(0))
-    loss, items = DetectionLoss(NC, STRIDES)(preds, batch)
+    loss, items = DetectionLoss(NC, STRIDES).evaluate(preds, batch, 2)
     assert torch.isfinite(loss) and loss > 0
     assert items[0] == 0 and items[2] == 0 and items[1] > 0
     loss.backward()
@@ -83,22 +83,22 @@ def test_half_inputs_and_autocast_match_float32():
     preds = make_preds()
     batch = make_batch()
     criterion = DetectionLoss(NC, STRIDES)
-    ref, _ = criterion([p.half().float() for p in preds], batch)
-    half, _ = criterion([p.half() for p in preds], batch)
+    ref, _ = criterion.evaluate([p.half().float() for p in preds], batch, 2)
+    half, _ = criterion.evaluate([p.half() for p in preds], batch, 2)
     assert half.dtype == torch.float32 and torch.allclose(half, ref, rtol=1e-5)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        auto, _ = criterion(preds, batch)
-    assert auto.dtype == torch.float32 and torch.allclose(auto, criterion(preds, batch)[0], rtol=1e-5)
+        auto, _ = criterion.evaluate(preds, batch, 2)
+    assert auto.dtype == torch.float32 and torch.allclose(auto, criterion.evaluate(preds, batch, 2)[0], rtol=1e-5)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_with_fp16_autocast_matches_cpu():
     preds = make_preds()
     batch = make_batch()
-    cpu_loss, cpu_items = DetectionLoss(NC, STRIDES)(preds, batch)
+    cpu_loss, cpu_items = DetectionLoss(NC, STRIDES).evaluate(preds, batch, 2)
     cuda_preds = [p.cuda().requires_grad_() for p in preds]
     with torch.autocast("cuda", dtype=torch.float16):
-        loss, items = DetectionLoss(NC, STRIDES)([p.half() for p in cuda_preds], make_batch(device="cuda"))
+        loss, items = DetectionLoss(NC, STRIDES).evaluate([p.half() for p in cuda_preds], make_batch(device="cuda"), 2)
     loss.backward()
     assert loss.device.type == "cuda" and torch.isfinite(loss)
     assert torch.allclose(items.cpu(), cpu_items, rtol=2e-2, atol=1e-3)

@@ -6,6 +6,7 @@ import torch
 
 from mirrordet.nn import build_model
 from mirrordet.nn.info import summarize
+from mirrordet.ops.nms import NMSSettings
 from mirrordet.utils.files import bundled_dir
 
 MODEL_YAMLS = sorted(p.name for p in bundled_dir("models").glob("*.yaml"))
@@ -26,12 +27,10 @@ def test_model_yaml_forward_backward(name, objective):
     model.eval()
     with torch.no_grad():
         y = model(x)
-    if model.task == "detect" and hasattr(model.head, "postprocess"):  # heads with their own postprocess
-        dets = model.head.postprocess(y, 0.0, 0.5, 50)
-        assert len(dets) == 2 and all(d.shape[1] == 6 and len(d) <= 50 for d in dets)
-        assert all(int(d[:, 5].max()) < 3 for d in dets if len(d))
-    elif model.task == "detect":
-        assert y.shape[:2] == (2, 4 + 3)
+    if model.task == "detect":  # every detection head decodes its own output
+        dets = model.head.postprocess(y, NMSSettings(conf=0.0, iou=0.5, max_det=50, multi_label=True))
+        assert len(dets) == 2 and all(d.boxes.shape == (len(d), 4) and len(d) <= 50 for d in dets)
+        assert all(int(d.labels.max()) < 3 for d in dets if len(d))
     elif model.task == "classify":
         assert y.shape == (2, 3)
         torch.testing.assert_close(y.sum(1), torch.ones(2))

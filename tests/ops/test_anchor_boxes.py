@@ -5,7 +5,7 @@ import math
 import torch
 
 from mirrordet.ops.anchor_boxes import base_anchors, decode_boxes, encode_boxes, flatten_levels, grid_anchors, match_anchors
-from mirrordet.ops.postprocess import topk_nms
+from mirrordet.ops.nms import NMSSettings, dense_nms
 
 
 def test_base_anchors_area_and_ratio():
@@ -47,11 +47,18 @@ def test_matcher_thresholds_and_low_quality():
     assert match_anchors(torch.zeros(0, 4), far, 0.5, 0.4).tolist() == [-1, -1]
 
 
-def test_topk_nms_keeps_best_per_class():
+def test_multi_label_dense_nms_keeps_best_per_class_with_topk():
     boxes = torch.tensor([[10.0, 10, 10, 10], [10.5, 10, 10, 10], [40, 40, 8, 8]])  # xywh
     scores = torch.tensor([[0.9, 0.0], [0.8, 0.7], [0.0, 0.6]])
     pred = torch.cat([boxes, scores], 1).T[None]  # [1, 6, 3]
-    out = topk_nms(pred, conf=0.05, iou=0.5, max_det=10)[0]
+    nms = NMSSettings(conf=0.05, iou=0.5, max_det=10, multi_label=True)
+    out = dense_nms(pred, nms)[0].rows()
     assert out.shape == (3, 6)  # box 1 is suppressed for class 0 but kept for class 1
     assert sorted(out[:, 5].tolist()) == [0, 1, 1] and math.isclose(out[0, 4].item(), 0.9, rel_tol=1e-6)
-    assert topk_nms(pred, conf=0.05, iou=0.5, max_det=10, topk=1)[0].shape == (1, 6)
+    assert len(dense_nms(pred, nms, topk=1)[0]) == 1
+    single = dense_nms(pred, NMSSettings(conf=0.05, iou=0.5, max_det=10))[0]  # one label per box
+    assert sorted(single.labels.tolist()) == [0, 1]  # box 1's best class (0) is suppressed by box 0
+    only = dense_nms(pred, NMSSettings(conf=0.05, iou=0.5, max_det=10, classes=(1,), multi_label=True))[0]
+    assert only.labels.tolist() == [1, 1]
+    agnostic = dense_nms(pred, NMSSettings(conf=0.05, iou=0.5, max_det=10, agnostic=True, multi_label=True))[0]
+    assert len(agnostic) == 2  # box 1 overlaps box 0 whatever the class

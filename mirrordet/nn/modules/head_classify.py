@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mirrordet.nn.head import Head
 from mirrordet.nn.modules.base import BuildContext, check_args, single_input
 from mirrordet.nn.modules.conv import Conv
 from mirrordet.registry import MODULES
@@ -12,7 +13,7 @@ from mirrordet.utils.errors import ModelConfigError
 
 
 @MODULES.register()
-class Classify(nn.Module):
+class Classify(Head):
     """[B, c1, H, W] -> logits [B, c2] in training, softmax probabilities [B, c2] in eval.
 
     Args:
@@ -24,6 +25,7 @@ class Classify(nn.Module):
 
     task = "classify"
     loss = "cross_entropy"
+    train_outputs = ("logits",)
     hidden = 1280
 
     def __init__(self, c1: int, c2: int, k: int = 1, s: int = 1, p: int | None = None, g: int = 1,

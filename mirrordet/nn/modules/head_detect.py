@@ -7,9 +7,12 @@ import math
 import torch
 from torch import nn
 
+from mirrordet.nn.head import DetectionHead
 from mirrordet.nn.modules.base import BuildContext, check_args, flat_channels
 from mirrordet.nn.modules.conv import Conv
 from mirrordet.ops.anchors import dist2bbox, make_anchors
+from mirrordet.ops.detections import Detections
+from mirrordet.ops.nms import NMSSettings, dense_nms
 from mirrordet.registry import MODULES
 from mirrordet.utils.errors import ModelConfigError
 
@@ -32,7 +35,7 @@ class DFL(nn.Module):
 
 
 @MODULES.register()
-class Detect(nn.Module):
+class Detect(DetectionHead):
     """YOLOv8 detection head over several feature levels.
 
     Args:
@@ -46,8 +49,8 @@ class Detect(nn.Module):
 
     yaml_example = ([0, 1, 2], ["nc"])  # (from, args) of a row the registry-wide tests build
 
-    task = "detect"
     loss = "yolo"
+    train_outputs = ("*levels",)
     list_input = True  # forward takes a list of levels: the parser refuses a `from` that gives one tensor
 
     def __init__(self, nc: int = 80, ch: tuple[int, ...] = (), reg_max: int = 16) -> None:
@@ -78,7 +81,11 @@ class Detect(nn.Module):
         dbox = dist2bbox(self.dfl(box), anchors.unsqueeze(0), xywh=True, dim=1) * strides
         return torch.cat((dbox, cls.sigmoid()), 1)
 
-    def bias_init(self) -> None:
+    def postprocess(self, preds: torch.Tensor, nms: NMSSettings) -> list[Detections]:
+        """Eval output [B, 4 + nc, A] -> per image :class:`Detections` (the shared dense NMS)."""
+        return dense_nms(preds.float(), nms)
+
+    def init_for_strides(self) -> None:
         """Box bias 1.0; class bias log(5 / nc / (640 / stride)^2): ~5 objects per 640 image prior."""
         for a, b, s in zip(self.cv2, self.cv3, self.stride):
             a[-1].bias.data[:] = 1.0

@@ -7,9 +7,11 @@ import math
 import torch
 from torch import nn
 
+from mirrordet.nn.head import DetectionHead
 from mirrordet.nn.modules.base import BuildContext, check_args, conv_tower, flat_channels
 from mirrordet.ops.anchor_boxes import flatten_levels
-from mirrordet.ops.postprocess import topk_nms
+from mirrordet.ops.detections import Detections
+from mirrordet.ops.nms import NMSSettings, dense_nms
 from mirrordet.registry import MODULES
 from mirrordet.utils.errors import ModelConfigError
 
@@ -27,7 +29,7 @@ def level_points(feats: list[torch.Tensor], strides: list[float]) -> torch.Tenso
 
 
 @MODULES.register()
-class FCOSHead(nn.Module):
+class FCOSHead(DetectionHead):
     """FCOS head over L levels of equal width (e.g. FPN P3-P7), shared across levels.
 
     Args:
@@ -43,8 +45,9 @@ class FCOSHead(nn.Module):
 
     yaml_example = (-1, ["nc"])  # (from, args) of a row the registry-wide tests build
 
-    task = "detect"
     loss = "fcos"
+    train_outputs = ("cls_logits", "ltrb", "centerness", "points")
+    traceable = False  # as before the head contract: predicted eagerly, not exported
 
     def __init__(self, nc: int, ch: tuple[int, ...], num_convs: int = 4, center_radius: float = 1.5,
                  topk: int = 1000) -> None:
@@ -77,9 +80,10 @@ class FCOSHead(nn.Module):
         scores = (cls.float().sigmoid() * ctr.float().sigmoid()).sqrt()
         return torch.cat([boxes, scores], 2).transpose(1, 2)
 
-    def postprocess(self, preds: torch.Tensor, conf: float, iou: float, max_det: int) -> list[torch.Tensor]:
-        """Eval output [B, 4 + nc, A] -> per image [n, 6] (x1, y1, x2, y2 pixels, score, class)."""
-        return topk_nms(preds, conf, iou, max_det, self.topk)
+    def postprocess(self, preds: torch.Tensor, nms: NMSSettings) -> list[Detections]:
+        """Eval output [B, 4 + nc, A] -> per image :class:`Detections`: every (box, class) pair above
+        ``nms.conf`` (always multi-label), the ``topk`` best, NMS, ``nms.max_det`` kept."""
+        return dense_nms(preds, nms, self.topk, multi_label=True)
 
     @classmethod
     def from_yaml(cls, c_in: list, args: list, n: int, ctx: BuildContext):

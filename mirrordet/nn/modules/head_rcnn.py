@@ -15,11 +15,14 @@ from collections import OrderedDict
 
 import torch
 from torch import nn
-from torchvision.ops import MultiScaleRoIAlign, batched_nms, clip_boxes_to_image, remove_small_boxes
+from torchvision.ops import MultiScaleRoIAlign, clip_boxes_to_image, remove_small_boxes
 
+from mirrordet.nn.head import DetectionHead
 from mirrordet.nn.modules.base import BuildContext, check_args, flat_channels
 from mirrordet.nn.modules.rpn import RPN
 from mirrordet.ops.anchor_boxes import decode_boxes
+from mirrordet.ops.detections import Detections
+from mirrordet.ops.nms import NMSSettings, select_and_suppress
 from mirrordet.registry import MODULES
 from mirrordet.utils.errors import ModelConfigError
 
@@ -27,7 +30,7 @@ ROI_WEIGHTS = (10.0, 10.0, 5.0, 5.0)  # box-delta weights of the second stage
 
 
 @MODULES.register()
-class RCNNHead(nn.Module):
+class RCNNHead(DetectionHead):
     """Faster R-CNN head over L levels of equal width (e.g. FPN P2-P6).
 
     Args:
@@ -47,8 +50,9 @@ class RCNNHead(nn.Module):
 
     yaml_example = (-1, ["nc", None, [0.5, 1.0, 2.0], None, 64, [64, 32]])  # (from, args) of a test row
 
-    task = "detect"
     loss = "rcnn"
+    train_outputs = ("objectness", "deltas", "anchors", "proposals", "proposal_counts", "*features")
+    traceable = False  # the number of proposals depends on the data
     loss_runs_head = True
 
     def __init__(self, nc: int, ch: tuple[int, ...], sizes: list[float] | None = None,
@@ -112,21 +116,19 @@ class RCNNHead(nn.Module):
             out[i, : len(chunk)] = chunk
         return out
 
-    @staticmethod
-    def postprocess(preds: torch.Tensor, conf: float, iou: float, max_det: int) -> list[torch.Tensor]:
-        """Eval output [B, R, nc, 5] -> per image [n, 6] (x1, y1, x2, y2 pixels, score, class):
-        score > conf, boxes wider and taller than 0.01 px, class-wise NMS at ``iou``, best ``max_det``."""
+    def postprocess(self, preds: torch.Tensor, nms: NMSSettings) -> list[Detections]:
+        """Eval output [B, R, nc, 5] -> per image :class:`Detections`: (RoI, class) boxes scoring above
+        ``nms.conf``, wider and taller than 0.01 px, NMS, best ``nms.max_det`` (always multi-label)."""
         out = []
         nc = preds.shape[2]
         for p in preds.float():
             flat = p.reshape(-1, 5)
             cls = torch.arange(nc, device=p.device).repeat(p.shape[0])
-            keep = flat[:, 4] > conf
+            keep = flat[:, 4] > nms.conf
             flat, cls = flat[keep], cls[keep]
             keep = remove_small_boxes(flat[:, :4], 1e-2)
             flat, cls = flat[keep], cls[keep]
-            keep = batched_nms(flat[:, :4], flat[:, 4], cls, iou)[:max_det]
-            out.append(torch.cat([flat[keep], cls[keep, None].float()], 1))
+            out.append(select_and_suppress(flat[:, :4], flat[:, 4], cls, nms, topk=max(len(cls), 1)))
         return out
 
     @classmethod

@@ -7,10 +7,12 @@ import math
 import torch
 from torch import nn
 
+from mirrordet.nn.head import DetectionHead
 from mirrordet.nn.modules.base import BuildContext, check_args, conv_tower, flat_channels
 from mirrordet.ops.anchor_boxes import decode_boxes, flatten_levels, grid_anchors
 from mirrordet.ops.boxes import xyxy2xywh
-from mirrordet.ops.postprocess import topk_nms
+from mirrordet.ops.detections import Detections
+from mirrordet.ops.nms import NMSSettings, dense_nms
 from mirrordet.registry import MODULES
 from mirrordet.utils.errors import ModelConfigError
 
@@ -18,7 +20,7 @@ SCALES3 = [1.0, 2 ** (1 / 3), 2 ** (2 / 3)]
 
 
 @MODULES.register()
-class RetinaHead(nn.Module):
+class RetinaHead(DetectionHead):
     """RetinaNet head over L levels of equal width (e.g. FPN P3-P7).
 
     Args:
@@ -36,8 +38,9 @@ class RetinaHead(nn.Module):
 
     yaml_example = (-1, ["nc", [32]])  # (from, args) of a row the registry-wide tests build
 
-    task = "detect"
     loss = "retina"
+    train_outputs = ("cls_logits", "deltas", "anchors")
+    traceable = False  # as before the head contract: predicted eagerly, not exported
 
     def __init__(self, nc: int, ch: tuple[int, ...], sizes: list[float] | None = None,
                  ratios: list[float] = (0.5, 1.0, 2.0), scales: list[float] = tuple(SCALES3), num_convs: int = 4,
@@ -76,9 +79,10 @@ class RetinaHead(nn.Module):
         boxes = xyxy2xywh(decode_boxes(deltas.float(), anchors[None].float()))
         return torch.cat([boxes, cls.float().sigmoid()], 2).transpose(1, 2)
 
-    def postprocess(self, preds: torch.Tensor, conf: float, iou: float, max_det: int) -> list[torch.Tensor]:
-        """Eval output [B, 4 + nc, A] -> per image [n, 6] (x1, y1, x2, y2 pixels, score, class)."""
-        return topk_nms(preds, conf, iou, max_det, self.topk)
+    def postprocess(self, preds: torch.Tensor, nms: NMSSettings) -> list[Detections]:
+        """Eval output [B, 4 + nc, A] -> per image :class:`Detections`: every (box, class) pair above
+        ``nms.conf`` (always multi-label), the ``topk`` best, NMS, ``nms.max_det`` kept."""
+        return dense_nms(preds, nms, self.topk, multi_label=True)
 
     @classmethod
     def from_yaml(cls, c_in: list, args: list, n: int, ctx: BuildContext):
