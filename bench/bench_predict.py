@@ -40,7 +40,7 @@ eager = model_name.endswith(":eager")  # "yolov8n.yaml:eager": never use the fro
 model = Model(model_name.removesuffix(":eager"))
 if eager:
     model.predict(img, imgsz=imgsz, device="cpu", verbose=False)
-    model._predict_runner[1].trace_enabled = False
+    model._predict_cache["runner"][1].trace_enabled = False
 def once():
     t, c = time.perf_counter(), time.process_time()
     r = model.predict(img, imgsz=imgsz, device="cpu", verbose=False)[0]

@@ -8,11 +8,11 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
-from mirrordet import __version__
 from mirrordet.cfg import get_cfg, load_defaults
 from mirrordet.utils.errors import ConfigError, MirrordetError
 from mirrordet.utils.log import LOGGER, setup_logging
 from mirrordet.utils.safe_yaml import load_yaml_text
+from mirrordet.version import __version__
 
 USAGE = f"""mirrordet {__version__}: YAML-defined detectors and classifiers
 
@@ -85,11 +85,11 @@ def format_overrides(overrides: dict[str, Any]) -> list[str]:
 
 
 def _mode_val(overrides: dict[str, Any]) -> int:
-    from mirrordet.engine.validator import validate_model
+    from mirrordet.engine.modes import validate_model
     from mirrordet.model import Model
 
     cfg = get_cfg(overrides)
-    validate_model(Model(cfg["model"], nc=cfg["nc"], scale=cfg["scale"]), overrides)
+    validate_model(Model(cfg["model"], nc=cfg["nc"], scale=cfg["scale"]).model, overrides)
     return 0
 
 
@@ -101,12 +101,12 @@ def _mode_compare(overrides: dict[str, Any]) -> int:
 
 
 def _mode_predict(overrides: dict[str, Any]) -> int:
-    from mirrordet.engine.predictor import predict_model
+    from mirrordet.engine.modes import predict_model
     from mirrordet.model import Model
 
     cfg = get_cfg(overrides)
-    for _ in predict_model(Model(cfg["model"], nc=cfg["nc"], scale=cfg["scale"]), overrides=overrides, stream=True,
-                           cli=True):
+    model = Model(cfg["model"], nc=cfg["nc"], scale=cfg["scale"])
+    for _ in predict_model(model.model, overrides=overrides, stream=True, cli=True, train_args=model.train_args):
         pass
     return 0
 
@@ -116,7 +116,8 @@ def _mode_export(overrides: dict[str, Any]) -> int:
     from mirrordet.model import Model
 
     cfg = get_cfg(overrides)
-    export_model(Model(cfg["model"], nc=cfg["nc"], scale=cfg["scale"]), overrides)
+    model = Model(cfg["model"], nc=cfg["nc"], scale=cfg["scale"])
+    export_model(model.model, overrides, train_args=model.train_args, source=model.source)
     return 0
 
 

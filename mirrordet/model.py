@@ -7,24 +7,11 @@ from typing import Any
 
 import torch
 
-from mirrordet.nn.graph import ModelGraph, build_model
+from mirrordet.engine.checkpoint_format import Checkpoint
+from mirrordet.engine.weights import load_weights
+from mirrordet.nn.graph import build_model
 from mirrordet.nn.info import ModelSummary, layer_table, summarize
 from mirrordet.utils.log import LOGGER, setup_logging
-
-
-def load_weights(path: str | Path) -> tuple[ModelGraph, dict]:
-    """Rebuild a model from a mirrordet checkpoint (YAML text + state dict). Returns (model, ckpt)."""
-    from mirrordet.engine.checkpoint import load_checkpoint, load_state_dict_checked
-
-    ckpt = load_checkpoint(path)
-    cfg = ckpt.get("model_cfg") or {}
-    names = ckpt.get("names")
-    if isinstance(names, list):
-        names = dict(enumerate(names))
-    model = ModelGraph(ckpt["model_yaml"], nc=cfg.get("nc"), scale=cfg.get("scale"), source=str(path),
-                       names=names)
-    load_state_dict_checked(model, ckpt["model"], path)  # missing keys / wrong shapes -> CheckpointError
-    return model, ckpt
 
 
 class Model:
@@ -39,11 +26,17 @@ class Model:
 
     def __init__(self, model: str | Path = "yolov8n.yaml", nc: int | None = None, scale: str | None = None) -> None:
         self.source = str(model)
-        self.ckpt: dict | None = None
+        self.ckpt: Checkpoint | None = None
+        self._predict_cache: dict[str, Any] = {}  # the fused inference copy, reused while the weights are unchanged
         if Path(self.source).suffix == ".pt":
             self.model, self.ckpt = load_weights(self.source)
         else:
             self.model = build_model(self.source, nc=nc, scale=scale)
+
+    @property
+    def train_args(self) -> dict[str, Any]:
+        """The settings the checkpoint was trained with ({} for a model built from YAML)."""
+        return self.ckpt.train_args if self.ckpt is not None else {}
 
     @property
     def task(self) -> str:
@@ -70,13 +63,13 @@ class Model:
         """Train with ``overrides`` on top of the defaults; returns the final metrics."""
         from mirrordet.engine.trainer import Trainer
 
-        return Trainer({**overrides, "model": self.source}, model=self).train()
+        return Trainer({**overrides, "model": self.source}, model=self.model if self.ckpt is None else None).train()
 
     def val(self, **overrides: Any) -> dict:
         """Validate on ``data``'s ``split``; returns the metrics."""
-        from mirrordet.engine.validator import validate_model
+        from mirrordet.engine.modes import validate_model
 
-        return validate_model(self, overrides)
+        return validate_model(self.model, overrides)
 
     def predict(self, source: Any = None, stream: bool = False, **overrides: Any) -> list:
         """Predict on images, folders, globs, ``.txt`` lists, videos or numpy arrays (BGR [H, W, 3]).
@@ -85,12 +78,13 @@ class Model:
         Nothing is written unless ``save=True`` (annotated images), ``save_txt=True`` or
         ``save_json=True``; outputs then go to runs/<task>/predict/<name>/.
         """
-        from mirrordet.engine.predictor import predict_model
+        from mirrordet.engine.modes import predict_model
 
-        return predict_model(self, source, overrides, stream=stream)
+        return predict_model(self.model, source, overrides, stream=stream, train_args=self.train_args,
+                             cache=self._predict_cache)
 
     def export(self, **overrides: Any) -> Path:
         """Export to ``format`` (torchscript | onnx), checked against PyTorch; returns the file's path."""
         from mirrordet.engine.exporter import export_model
 
-        return export_model(self, overrides).path
+        return export_model(self.model, overrides, train_args=self.train_args, source=self.source).path

@@ -5,24 +5,9 @@ A checkpoint is a plain dict, saved with ``torch.save`` and loaded ONLY with
 the file. Anything the restricted unpickler refuses (objects that need imports, corrupt or
 truncated files) raises :class:`CheckpointError`.
 
-Layout (``format == "mirrordet-ckpt-v1"``; the trainer builds the dict)::
-
-    {
-        "format": "mirrordet-ckpt-v1",
-        "model_yaml": str,            # the architecture YAML text (rebuilt with the parser)
-        "model_cfg": dict,            # build options, e.g. {"scale": "n", "nc": 80}
-        "names": {int: str} | list,   # class names
-        "model": state_dict,          # EMA (or plain) weights, float32 tensors on cpu
-        "ema": dict | None,           # ModelEMA.state_dict() (EMA weights + "updates")
-        "optimizer": state_dict | None,
-        "scaler": state_dict | None,  # torch.amp.GradScaler state
-        "epoch": int,                 # last completed epoch
-        "best_fitness": float | None,
-        "train_args": dict,           # plain settings (str/int/float/bool/None/list/dict)
-        "rng": dict | None,           # mirrordet.utils.torch_utils.get_rng_state()
-        "date": str,                  # ISO 8601
-        "version": str,               # mirrordet.__version__
-    }
+The layout is :class:`mirrordet.engine.checkpoint_format.Checkpoint` (``format ==
+"mirrordet-ckpt-v1"``): the trainer writes ``Checkpoint(...).to_dict()``, readers validate with
+``Checkpoint.from_dict`` and rebuild networks with :func:`mirrordet.engine.weights.rebuild_network`.
 
 Only ``"model_yaml"`` and ``"model"`` are required to load a file. Every value must be made
 of dicts, lists, tuples, str, int, float, bool, None and tensors: ``save_checkpoint`` checks
@@ -38,6 +23,7 @@ from typing import Any
 
 import torch
 
+from mirrordet.engine.checkpoint_format import CKPT_FORMAT, REQUIRED_KEYS, TRAINING_STATE_KEYS, Checkpoint
 from mirrordet.utils.errors import CheckpointError
 from mirrordet.utils.files import atomic_save
 from mirrordet.utils.safe_load import safe_torch_load
@@ -51,11 +37,6 @@ __all__ = [
     "load_state_dict_checked",
     "strip_for_inference",
 ]
-
-CKPT_FORMAT = "mirrordet-ckpt-v1"
-REQUIRED_KEYS: tuple[str, ...] = ("model_yaml", "model")
-# Entries only needed to resume training; strip_for_inference sets them to None.
-TRAINING_STATE_KEYS: tuple[str, ...] = ("optimizer", "ema", "scaler", "rng", "train_weights")
 
 _PLAIN_SCALARS = (str, int, float, bool, complex, bytes, type(None), torch.dtype, torch.device, torch.Size)
 
@@ -147,28 +128,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             "(which holds the model YAML too); give it to a TorchVision backbone row as `weights`, or "
             "train with mirrordet to get a .pt"
         )
-    if missing:
-        raise CheckpointError(
-            f"refusing to load checkpoint {path}: required key(s) {missing} missing "
-            f"(found keys {sorted(map(str, ckpt))[:12]}); is it a mirrordet checkpoint?"
-        )
-    fmt = ckpt.get("format", CKPT_FORMAT)
-    if fmt != CKPT_FORMAT:
-        raise CheckpointError(
-            f"refusing to load checkpoint {path}: unknown format {str(fmt)[:40]!r} (expected {CKPT_FORMAT!r})"
-        )
-    if not isinstance(ckpt["model_yaml"], str):
-        raise CheckpointError(f"refusing to load checkpoint {path}: 'model_yaml' must be the YAML text (str)")
-    if not isinstance(ckpt["model"], dict):
-        raise CheckpointError(f"refusing to load checkpoint {path}: 'model' must be a state dict")
-    if not isinstance(ckpt.get("model_cfg") or {}, dict):
-        raise CheckpointError(f"refusing to load checkpoint {path}: 'model_cfg' must be a dict")
-    names = ckpt.get("names")
-    if names is not None and not (
-        (isinstance(names, dict) and all(isinstance(k, int) and isinstance(v, str) for k, v in names.items()))
-        or (isinstance(names, list) and all(isinstance(v, str) for v in names))
-    ):
-        raise CheckpointError(f"refusing to load checkpoint {path}: 'names' must be a list of str or {{int: str}}")
+    Checkpoint.from_dict(ckpt, path)  # the one validation of the format's keys and types
     return ckpt
 
 

@@ -30,11 +30,11 @@ import math
 import statistics
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mirrordet.cfg import get_cfg
+from mirrordet.engine.compare_stats import TASK_METRICS, RunResult
 from mirrordet.engine.compare_worker import MEMORY_FILE
 from mirrordet.engine.run_dir import claim_dir
 from mirrordet.utils.errors import ConfigError, MirrordetError
@@ -43,42 +43,6 @@ from mirrordet.utils.safe_yaml import load_yaml_file
 
 COMPARE_KEYS = ("models", "seeds", "runs")
 OUTPUT_KEYS = ("project", "name", "exist_ok")
-# (column name, candidate keys in metrics.json) of the accuracy figures of each task
-TASK_METRICS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
-    "detect": (("mAP50", ("metrics/mAP50",)), ("mAP50-95", ("metrics/mAP50-95",))),
-    "classify": (("top1", ("metrics/accuracy_top1",)), ("top5", ("metrics/accuracy_top5",))),
-}
-PRIMARY_METRIC = {"detect": "mAP50-95", "classify": "top1"}
-COST_COLUMNS = ("latency_cpu_ms", "latency_gpu_ms", "epoch_time_s", "train_min", "peak_rss_mb", "peak_gpu_mb")
-# settings that are expected to differ between the runs of a comparison
-PER_RUN_KEYS = {"model", "seed", "name", "project", "exist_ok", "save_dir", "versions", "resume", "mode"}
-
-
-@dataclass
-class RunResult:
-    """What one finished run contributes to a comparison.
-
-    Attributes:
-        label: model name the run is grouped under. seed: its seed (None if unknown).
-        values: cost and accuracy figures (``COST_COLUMNS`` + the task's metric names; None = not measured).
-        curves: numeric results.csv columns (including ``epoch``), one value per epoch.
-        args: the run's args.yaml.
-    """
-
-    label: str
-    seed: int | None
-    run_dir: Path
-    task: str
-    imgsz: int
-    epochs: int
-    params: int
-    gflops: float | None
-    values: dict[str, float | None] = field(default_factory=dict)
-    curves: dict[str, list[float]] = field(default_factory=dict)
-    args: dict[str, Any] = field(default_factory=dict)
-
-
-# ---- settings ------------------------------------------------------------------------------
 def parse_list(value: Any, key: str) -> list[str]:
     """``"a,b"`` or ``["a", "b"]`` -> ``["a", "b"]`` (empty items dropped)."""
     if value is None:
@@ -189,7 +153,7 @@ def collect_run(run_dir: str | Path, label: str | None = None) -> RunResult:
     Raises:
         ConfigError: a required file is missing, or args.yaml is unreadable or out of bounds.
     """
-    from mirrordet.model import load_weights
+    from mirrordet.engine.weights import load_weights
     from mirrordet.nn.info import summarize
 
     run = Path(run_dir)
@@ -236,7 +200,7 @@ def measure_latencies(results: Sequence[RunResult], runs: int = 30) -> None:
     import torch
 
     from mirrordet.engine.profile import interleaved_latency
-    from mirrordet.model import load_weights
+    from mirrordet.engine.weights import load_weights
 
     models = [load_weights(r.run_dir / "weights" / "best.pt")[0] for r in results]
     sizes = [r.imgsz for r in results]
@@ -256,7 +220,7 @@ def check_models(models: Sequence[str], settings: Mapping[str, Any]) -> str:
     tasks = {}
     for m in models:
         if str(m).endswith(".pt"):
-            from mirrordet.model import load_weights
+            from mirrordet.engine.weights import load_weights
 
             tasks[m] = load_weights(m)[0].task
         else:
@@ -346,43 +310,3 @@ def compare(overrides: Mapping[str, Any], latency_runs: int = 30) -> Path:
     write_reports(save_dir, results, command_line(overrides))
     LOGGER.info(f"Comparison saved to {save_dir}")
     return save_dir
-
-
-def aggregate(results: Sequence[RunResult]) -> list[dict[str, Any]]:
-    """One row per model label (in first-seen order): constants, then ``<col>_mean`` / ``<col>_std`` over runs.
-
-    The std is the sample standard deviation (n - 1); None with fewer than 2 values.
-    """
-    groups: dict[str, list[RunResult]] = {}
-    for r in results:
-        groups.setdefault(r.label, []).append(r)
-    rows = []
-    for label, runs in groups.items():
-        first = runs[0]
-        row: dict[str, Any] = {"model": label, "task": first.task, "runs": len(runs),
-                               "seeds": " ".join("?" if r.seed is None else str(r.seed) for r in runs),
-                               "imgsz": first.imgsz, "epochs": first.epochs, "params": first.params,
-                               "gflops": first.gflops}
-        for col in value_columns(first.task):
-            vals = [r.values.get(col) for r in runs]
-            vals = [float(v) for v in vals if v is not None]
-            row[f"{col}_mean"] = statistics.fmean(vals) if vals else None
-            row[f"{col}_std"] = statistics.stdev(vals) if len(vals) > 1 else None
-        rows.append(row)
-    return rows
-
-
-def value_columns(task: str) -> list[str]:
-    """Columns reported as mean/std: costs, then the task's accuracy metrics."""
-    return [*COST_COLUMNS, *(name for name, _ in TASK_METRICS.get(task, ()))]
-
-
-def differing_settings(results: Sequence[RunResult]) -> dict[str, list[Any]]:
-    """Settings (args.yaml keys other than model/seed/output names) whose values differ between runs."""
-    keys = sorted({k for r in results for k in r.args} - PER_RUN_KEYS)
-    out = {}
-    for k in keys:
-        vals = [r.args.get(k) for r in results]
-        if any(v != vals[0] for v in vals):
-            out[k] = vals
-    return out

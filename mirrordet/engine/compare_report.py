@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mirrordet.engine.compare import (PRIMARY_METRIC, RunResult, aggregate, differing_settings, value_columns)
+from mirrordet.engine.compare_stats import PRIMARY_METRIC, RunResult, aggregate, differing_settings, value_columns
 from mirrordet.utils.files import atomic_write_text
 from mirrordet.utils.log import LOGGER
 

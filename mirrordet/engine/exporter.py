@@ -28,10 +28,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from mirrordet import __version__
+from mirrordet.nn.graph import ModelGraph
 from mirrordet.utils.errors import ConfigError, ExportError
 from mirrordet.utils.files import atomic_save, atomic_write_bytes
 from mirrordet.utils.log import LOGGER
+from mirrordet.version import __version__
 
 TOLERANCE = 1e-4
 FORMATS = {"torchscript": ".torchscript", "onnx": ".onnx"}
@@ -207,7 +208,8 @@ def verify(net: nn.Module, run: Callable, shapes: list[tuple[int, int, int, int]
     return checks
 
 
-def export_model(model: Any, overrides: Mapping[str, Any] | None = None) -> ExportReport:
+def export_model(net: ModelGraph, overrides: Mapping[str, Any] | None = None,
+                 train_args: Mapping[str, Any] | None = None, source: str | None = None) -> ExportReport:
     """`mirrordet export` / ``Model.export``: export, check against PyTorch, return the report.
 
     Settings used: format (torchscript | onnx), imgsz (default: the checkpoint's training size,
@@ -216,27 +218,26 @@ def export_model(model: Any, overrides: Mapping[str, Any] | None = None) -> Expo
     project/name/exist_ok (where a model built from YAML is written; a ``.pt`` model is exported
     next to its checkpoint, ``best.pt`` -> ``best.onnx``).
 
+    ``train_args`` are the network's training settings (its checkpoint's) and ``source`` the model
+        file or name it was made from (default ``net.source``; it names the exported file).
+
     Raises:
         ConfigError: bad settings or a missing optional package. ExportError: the export failed or the
         exported file does not reproduce the PyTorch outputs.
     """
-    from mirrordet.cfg import get_cfg
     from mirrordet.engine.inference import prepare_model
     from mirrordet.engine.run_dir import run_dir
+    from mirrordet.engine.setup import mode_settings
     from mirrordet.utils.torch_utils import select_device
 
-    overrides = dict(overrides or {})
-    overrides.setdefault("batch", 1)
-    train_args = (getattr(model, "ckpt", None) or {}).get("train_args") or {}
-    if "imgsz" not in overrides and isinstance(train_args.get("imgsz"), int):
-        overrides["imgsz"] = train_args["imgsz"]
-    cfg = get_cfg(overrides)
-    fmt, graph = cfg["format"], model.model
+    source = str(source or net.source)
+    cfg = mode_settings("export", dict(overrides or {}), train_args)
+    fmt, graph = cfg["format"], net
     if graph.task not in ("detect", "classify"):
-        raise ConfigError(f"{model.source}: export supports detect and classify models, not a "
+        raise ConfigError(f"{source}: export supports detect and classify models, not a "
                           f"{type(graph.head).__name__} head")
     if not graph.head.traceable:
-        raise ConfigError(f"{model.source}: export supports heads whose eval output a traced graph reproduces "
+        raise ConfigError(f"{source}: export supports heads whose eval output a traced graph reproduces "
                           f"(YOLO Detect, Classify); the {type(graph.head).__name__} head is not traceable (its eval "
                           "pass may depend on the data, which a traced graph would freeze)")
     stride = graph.max_stride
@@ -248,18 +249,18 @@ def export_model(model: Any, overrides: Mapping[str, Any] | None = None) -> Expo
     if cfg["half"] and not half:
         LOGGER.warning("half=True applies to TorchScript on a CUDA device only; exporting float32")
     net = prepare_model(graph, device, half)
-    src = Path(model.source)
+    src = Path(source)
     if src.suffix == ".pt":
         out_dir = src.parent
     else:
         out_dir = run_dir(graph.task, "export", cfg["project"], cfg["name"], cfg["exist_ok"])
     path = out_dir / f"{src.stem}{FORMATS[fmt]}"
-    meta = _metadata(graph, imgsz, cfg["batch"], cfg["dynamic"], str(model.source))
+    meta = _metadata(graph, imgsz, cfg["batch"], cfg["dynamic"], source)
     dtype = torch.half if half else torch.float32
     gen = torch.Generator().manual_seed(0)
     sample = torch.rand(cfg["batch"], 3, imgsz, imgsz, generator=gen).to(device, dtype)
     kind = "dynamic" if cfg["dynamic"] else "static"
-    LOGGER.info(f"Exporting {model.source} to {fmt} ({tuple(sample.shape)}, {kind} "
+    LOGGER.info(f"Exporting {source} to {fmt} ({tuple(sample.shape)}, {kind} "
                 f"shape{', opset ' + str(cfg['opset']) if fmt == 'onnx' else ''})")
     report = ExportReport(path, fmt)
     if fmt == "onnx":

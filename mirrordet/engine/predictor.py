@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from mirrordet.data.transforms import PAD_VALUE, RatioPad
-from mirrordet.engine.inference import InferenceRunner, prepare_model, weights_stamp
+from mirrordet.engine.inference import InferenceRunner, prepare_model
 from mirrordet.engine.predict_outputs import PredictOutputs, log_line
 from mirrordet.engine.results import Result
 from mirrordet.engine.sources import Frame, iter_frames, resolve_source
@@ -284,68 +284,3 @@ def _batched(frames: Iterator[Frame], n: int) -> Iterator[list[Frame]]:
             batch = []
     if batch:
         yield batch
-
-
-def predict_model(model: Any, source: Any = None, overrides: Mapping[str, Any] | None = None, stream: bool = False,
-                  cli: bool = False) -> list[Result] | Iterator[Result]:
-    """`mirrordet predict` and ``Model.predict``: settings, run folder, then :class:`Predictor`.
-
-    Args:
-        model: a :class:`mirrordet.model.Model`.
-        source: what to predict on (overrides the ``source`` setting); numpy arrays allowed.
-        overrides: settings on top of the defaults. ``imgsz`` defaults to the checkpoint's
-            training size when not given. ``save`` (annotated outputs) defaults to True from the
-            CLI and False from Python; from Python, ``save_json`` is off unless asked for.
-        stream: return a generator instead of a list.
-        cli: called from the command line.
-
-    Raises:
-        ConfigError: no source, or a bad setting. DatasetError: an unusable source.
-    """
-    from mirrordet.cfg import get_cfg
-    from mirrordet.engine.run_dir import run_dir
-
-    overrides = dict(overrides or {})
-    if source is None:
-        source = overrides.get("source")
-    overrides.pop("source", None)
-    if source is None or (isinstance(source, str) and not source.strip()):
-        raise ConfigError("predict needs a source: source=image.jpg, a folder, a glob, a video or a .txt list")
-    overrides.setdefault("batch", 1)  # the training default (16) is not a prediction default
-    if not cli:
-        overrides.setdefault("save_json", False)
-    train_args = (getattr(model, "ckpt", None) or {}).get("train_args") or {}
-    if "imgsz" not in overrides and isinstance(train_args.get("imgsz"), int):
-        overrides["imgsz"] = train_args["imgsz"]
-    cfg = get_cfg(overrides)
-    save = cli if cfg.get("save") is None else bool(cfg["save"])
-    net_model = model.model
-    task = getattr(net_model, "task", "detect")
-    items = resolve_source(source)  # a bad source fails here, before any folder is created
-    save_dir = None
-    if save or cfg["save_txt"] or cfg["save_json"]:
-        def save_dir() -> Path:
-            return run_dir(task, "predict", cfg["project"], cfg["name"], cfg["exist_ok"])
-    predictor = Predictor(net_model, cfg, save_dir, save, runner=_cached_runner(model, cfg))
-    return predictor.run(items, source, stream=stream)
-
-
-def _cached_runner(model: Any, cfg: Mapping[str, Any]) -> InferenceRunner:
-    """The inference runner of ``model.model``, reused across calls while its weights are unchanged.
-
-    Cached on ``model`` as (key, runner, tensors): ``tensors`` lists the weights once, so that checking
-    for changed weights costs microseconds per call.
-    """
-    from mirrordet.utils.torch_utils import select_device
-
-    device = select_device(cfg.get("device"))
-    half = bool(cfg.get("half")) and device.type == "cuda"
-    cached = getattr(model, "_predict_runner", None)
-    net = model.model
-    tensors = cached[2] if cached is not None and cached[0][0][0] == id(net) else [*net.parameters(), *net.buffers()]
-    key = (weights_stamp(net, tensors), str(device), half)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    runner = InferenceRunner(prepare_model(net, device, half, fast=True))
-    model._predict_runner = (key, runner, tensors)
-    return runner

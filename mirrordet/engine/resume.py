@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mirrordet.engine.checkpoint import load_checkpoint
+from mirrordet.engine.checkpoint_format import Checkpoint
 from mirrordet.engine.run_dir import latest_last_pt
 from mirrordet.utils.errors import ConfigError, MirrordetError
 from mirrordet.utils.log import LOGGER
@@ -33,7 +34,7 @@ def resume_hint(wdir: Path) -> str:
     return f"{last} holds epoch {done}: continue with `mirrordet train resume=True model={last}`"
 
 
-def resume_settings(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def resume_settings(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], Checkpoint]:
     """(settings, checkpoint) of ``resume=True``: the run's own settings from its last.pt.
 
     ``model=<run>/weights/last.pt`` names the run; without a ``.pt`` model, the newest last.pt
@@ -49,10 +50,9 @@ def resume_settings(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[
     if not path or Path(str(path)).suffix != ".pt":
         path = latest_last_pt(overrides.get("project"))
         LOGGER.info(f"resume=True: continuing the newest run, {path}")
-    ckpt = load_checkpoint(path)
-    args = ckpt.get("train_args")
-    args = dict(args) if isinstance(args, dict) else {}
-    if ckpt.get("optimizer") is None or "save_dir" not in args:
+    ckpt = Checkpoint.from_dict(load_checkpoint(path), path)
+    args = dict(ckpt.train_args)
+    if not ckpt.resumable or "save_dir" not in args:
         raise ConfigError(f"{path} holds no training state (it was stripped for inference); resume from last.pt")
     ignored = sorted(k for k in overrides if k not in (*RESUME_KEEPS, "model", "resume", "project"))
     if ignored:

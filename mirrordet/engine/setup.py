@@ -1,4 +1,4 @@
-"""Shared set-up of train/val runs: settings merged with dataset hints, data splits, image size."""
+"""Settings of every mode, resolved once: per-mode defaults, dataset hints, image size, class checks."""
 
 from __future__ import annotations
 
@@ -9,6 +9,31 @@ from mirrordet.cfg import get_cfg
 from mirrordet.data.dataset_yaml import load_dataset_yaml
 from mirrordet.utils.errors import ConfigError, DatasetError
 from mirrordet.utils.log import LOGGER
+
+# Settings each mode defaults differently from the training defaults of cfg/default.yaml.
+MODE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "predict": {"batch": 1},
+    "export": {"batch": 1},
+}
+PYTHON_DEFAULTS: dict[str, dict[str, Any]] = {  # from Python (not the CLI) only
+    "predict": {"save_json": False},
+}
+
+
+def mode_settings(mode: str, overrides: Mapping[str, Any], train_args: Mapping[str, Any] | None = None,
+                  cli: bool = False) -> dict[str, Any]:
+    """The settings of ``mode``: defaults < the mode's defaults < the checkpoint's imgsz < ``overrides``.
+
+    ``train_args`` (a checkpoint's training settings) supply ``imgsz`` when it is not given.
+
+    Raises:
+        ConfigError: a bad setting.
+    """
+    merged = {**MODE_DEFAULTS.get(mode, {}), **({} if cli else PYTHON_DEFAULTS.get(mode, {})), **overrides}
+    trained_imgsz = (train_args or {}).get("imgsz")
+    if "imgsz" not in overrides and isinstance(trained_imgsz, int) and not isinstance(trained_imgsz, bool):
+        merged["imgsz"] = trained_imgsz
+    return get_cfg(merged)
 
 
 def resolve_settings(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

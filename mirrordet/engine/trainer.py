@@ -19,12 +19,11 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from mirrordet import __version__
 from mirrordet.data.loader import set_loader_epoch
 from mirrordet.engine.callbacks_io import ResultsCSV
 from mirrordet.engine.amp import amp_dtype, autocast
-from mirrordet.engine.checkpoint import (CKPT_FORMAT, load_state_dict_checked, save_checkpoint,
-                                         strip_for_inference)
+from mirrordet.engine.checkpoint import load_state_dict_checked, save_checkpoint, strip_for_inference
+from mirrordet.engine.checkpoint_format import Checkpoint
 from mirrordet.engine.distributed import (all_true, broadcast_object, checksums_agree, cleanup, dist_info,
                                           init_distributed)
 from mirrordet.engine.ema import ModelEMA
@@ -33,12 +32,14 @@ from mirrordet.engine.resume import STORAGE_ERRNOS, resume_hint, resume_settings
 from mirrordet.engine.run_dir import resume_run_dir, run_dir
 from mirrordet.engine.setup import check_classes, check_imgsz, resolve_settings
 from mirrordet.engine.tasks import criterion, task_for
+from mirrordet.engine.weights import load_weights, rebuild_network
 from mirrordet.nn.graph import ModelGraph, build_model
 from mirrordet.utils.errors import (CheckpointError, ConfigError, DataLoaderWorkerError, MirrordetError,
                                     RunStorageError, TrainingInterrupted)
 from mirrordet.utils.files import atomic_write_text
 from mirrordet.utils.log import LOGGER
 from mirrordet.utils.torch_utils import get_rng_state, init_seeds, select_device, set_rng_state
+from mirrordet.version import __version__
 
 class NonFiniteLossError(MirrordetError):
     """Too many consecutive non-finite losses: the run stops (last.pt stays usable)."""
@@ -49,12 +50,12 @@ class Trainer:
 
     Args:
         overrides: settings on top of the defaults (and the dataset YAML's ``defaults:``).
-        model: an already built :class:`mirrordet.model.Model` to train (its ``model`` graph).
+        model: an already built network (from a model YAML, not a checkpoint) to train in place.
     """
 
-    def __init__(self, overrides: Mapping[str, Any], model: Any = None) -> None:
+    def __init__(self, overrides: Mapping[str, Any], model: ModelGraph | None = None) -> None:
         overrides = dict(overrides)
-        self.resume_ckpt: dict | None = None
+        self.resume_ckpt: Checkpoint | None = None
         if overrides.get("resume"):
             overrides, self.resume_ckpt = resume_settings(overrides)
         self.cfg, self.data = resolve_settings(overrides)
@@ -81,27 +82,23 @@ class Trainer:
         self.epoch = self.start_epoch = 0
 
     # ---- set-up --------------------------------------------------------------------------------
-    def _build_model(self, model: Any) -> ModelGraph:
+    def _build_model(self, model: ModelGraph | None) -> ModelGraph:
         cfg, nc = self.cfg, int(self.data["nc"])
         if cfg["nc"] is not None and int(cfg["nc"]) != nc:
             raise ConfigError(f"nc={cfg['nc']} but {self.data.get('yaml_file')} has {nc} classes; a detector is "
                               "trained for its dataset's classes (leave nc unset)")
         if self.resume_ckpt is not None:
-            ck = self.resume_ckpt
-            ck_cfg = ck.get("model_cfg") or {}
-            if ck_cfg.get("nc") is not None and int(ck_cfg["nc"]) != nc:
-                raise ConfigError(f"cannot resume {cfg['model']}: it was trained for {ck_cfg['nc']} classes but "
+            trained_nc = self.resume_ckpt.model_cfg.get("nc")
+            if trained_nc is not None and int(trained_nc) != nc:
+                raise ConfigError(f"cannot resume {cfg['model']}: it was trained for {trained_nc} classes but "
                                   f"{self.data.get('yaml_file')} now has {nc}; start a new run instead")
-            net = ModelGraph(ck["model_yaml"], nc=nc, scale=ck_cfg.get("scale"), names=self.names)
-            load_state_dict_checked(net, ck["train_weights"], f"{cfg['model']} (train_weights)")
+            net = rebuild_network(self.resume_ckpt, cfg["model"], weights="train_weights", nc=nc, names=self.names)
             return net.to(self.device)
-        if model is not None and getattr(model, "ckpt", None) is None:
-            net = model.model
+        if model is not None:
+            net = model
             if net.nc != nc:
                 net = build_model(model.source, nc=nc, scale=cfg["scale"] or net.scale, names=self.names)
         elif str(cfg["model"]).endswith(".pt"):
-            from mirrordet.model import load_weights
-
             src, _ = load_weights(cfg["model"])  # fine-tune: same architecture, new classes if needed
             net = ModelGraph(src.yaml_text, nc=nc, scale=src.scale, names=self.names)
             own = net.state_dict()
@@ -119,16 +116,14 @@ class Trainer:
         cpu = lambda sd: {k: v.detach().float().cpu().clone() if v.is_floating_point() else v.detach().cpu().clone()
                           for k, v in sd.items()}
         args = {**self.cfg, "save_dir": str(self.save_dir), "imgsz": self.imgsz}
-        return {
-            "format": CKPT_FORMAT, "model_yaml": self.model.yaml_text,
-            "model_cfg": {"scale": self.model.scale, "nc": self.model.nc}, "names": dict(self.names),
-            "model": cpu(self.ema.ema.state_dict()), "train_weights": cpu(self.model.state_dict()),
-            "ema": {"updates": int(self.ema.updates)}, "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict() if self.amp else None, "epoch": epoch,
-            "best_fitness": best_fitness, "train_args": args, "rng": get_rng_state(),
-            "train_time": round(self._elapsed(), 3),
-            "date": datetime.now(timezone.utc).isoformat(), "version": __version__,
-        }
+        return Checkpoint(
+            model_yaml=self.model.yaml_text, model_cfg={"scale": self.model.scale, "nc": self.model.nc},
+            names=dict(self.names), model=cpu(self.ema.ema.state_dict()), train_weights=cpu(self.model.state_dict()),
+            ema={"updates": int(self.ema.updates)}, optimizer=self.optimizer.state_dict(),
+            scaler=self.scaler.state_dict() if self.amp else None, epoch=epoch, best_fitness=best_fitness,
+            train_args=args, rng=get_rng_state(), train_time=round(self._elapsed(), 3),
+            date=datetime.now(timezone.utc).isoformat(), version=__version__,
+        ).to_dict()
 
     # ---- the loop ------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
@@ -364,27 +359,25 @@ class Trainer:
         self.optimizer.zero_grad()
         self.ema.update(self.model)
 
-    def _restore(self, ck: dict) -> tuple[int, float | None]:
+    def _restore(self, ck: Checkpoint) -> tuple[int, float | None]:
         path = self.cfg["model"]
         try:
-            self.optimizer.load_state_dict(ck["optimizer"])
-            if self.amp and ck.get("scaler"):
-                self.scaler.load_state_dict(ck["scaler"])
-            self.ema.updates = int((ck.get("ema") or {}).get("updates", 0))
-            start = int(ck["epoch"])
-            self.prior_train_time = float(ck.get("train_time", 0.0))
-            if ck.get("rng"):
-                set_rng_state(ck["rng"])
+            self.optimizer.load_state_dict(ck.optimizer)
+            if self.amp and ck.scaler:
+                self.scaler.load_state_dict(ck.scaler)
+            self.ema.updates = int((ck.ema or {}).get("updates", 0))
+            start = int(ck.epoch)
+            self.prior_train_time = float(ck.train_time)
+            if ck.rng:
+                set_rng_state(ck.rng)
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
             raise CheckpointError(f"{path}: its training state cannot be restored ({type(e).__name__}: "
                                   f"{str(e).splitlines()[0][:200] if str(e) else 'malformed'}); start a new run") from None
-        load_state_dict_checked(self.ema.ema, ck["model"], f"{path} (EMA weights)")
+        load_state_dict_checked(self.ema.ema, ck.model, f"{path} (EMA weights)")
         LOGGER.info(f"Resuming {self.save_dir} from epoch {start + 1}")
-        return start, ck.get("best_fitness")
+        return start, ck.best_fitness
 
     def _final_validation(self) -> dict[str, Any]:
-        from mirrordet.model import load_weights
-
         best = self.wdir / "best.pt"
         model, _ = load_weights(best)
         LOGGER.info(f"Validating {best}")

@@ -154,33 +154,3 @@ class DetectionValidator:
             plot_pr_curve(det_metrics.px, det_metrics.py, coco.ap50, self.names, d / "PR_curve.png")
             plot_confusion_matrix(confusion.matrix, self.names, d / "confusion_matrix.png")
             plot_confusion_matrix(confusion.matrix, self.names, d / "confusion_matrix_normalized.png", normalize=True)
-
-
-def validate_model(model: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """`mirrordet val`: validate a :class:`mirrordet.model.Model` on ``data``'s ``split``.
-
-    Writes runs/<task>/val/<name>/ (metrics.json, predictions.json, plots) and returns the metrics.
-    """
-    from mirrordet.engine.run_dir import run_dir
-    from mirrordet.engine.setup import check_classes, check_imgsz, resolve_settings
-    from mirrordet.engine.tasks import task_for
-    from mirrordet.utils.torch_utils import select_device
-
-    cfg, data = resolve_settings(overrides)
-    net = model.model
-    task = task_for(net, data)
-    check_classes(net.nc, data)
-    net.names = dict(data["names"])
-    device = select_device(cfg["device"])
-    imgsz = check_imgsz(cfg["imgsz"], int(max(net.stride.max().item(), 32)))
-    dataset, loader = task.build_split(data, cfg["split"], cfg, imgsz, augment=False, batch=cfg["batch"])
-    save_dir = run_dir(net.task, "val", cfg["project"], cfg["name"], cfg["exist_ok"])
-    validator = task.validator(dataset, loader, cfg, save_dir, conf=0.001 if cfg["conf"] is None else cfg["conf"])
-    half = cfg["half"] and device.type == "cuda"
-    from mirrordet.engine.inference import prepare_model
-
-    net = prepare_model(net, device, half, fast=True)  # a fused, channels-last copy: the user's model is untouched
-    metrics = validator(net, device, half=half, verbose=cfg["verbose"], plots=cfg["plots"], save_json=cfg["save_json"],
-                        channels_last=True)
-    LOGGER.info(f"Results saved to {save_dir}")
-    return metrics

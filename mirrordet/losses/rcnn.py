@@ -13,8 +13,7 @@ from torchvision.ops import box_iou
 
 from mirrordet.losses.base import Loss
 from mirrordet.losses.targets import image_targets
-from mirrordet.nn.modules.head_rcnn import ROI_WEIGHTS
-from mirrordet.ops.anchor_boxes import encode_boxes, match_anchors
+from mirrordet.ops.anchor_boxes import ROI_WEIGHTS, encode_boxes, match_anchors
 
 
 def sample_balanced(matched: torch.Tensor, num: int, pos_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:

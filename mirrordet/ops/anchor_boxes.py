@@ -52,6 +52,9 @@ def flatten_levels(maps: Sequence[torch.Tensor], c: int) -> torch.Tensor:
     return torch.cat([m.view(b, -1, c, *m.shape[-2:]).permute(0, 3, 4, 1, 2).reshape(b, -1, c) for m in maps], 1)
 
 
+ROI_WEIGHTS = (10.0, 10.0, 5.0, 5.0)  # box-delta weights of two-stage RoI heads (Faster R-CNN)
+
+
 def encode_boxes(gt: torch.Tensor, anchors: torch.Tensor, weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0)) -> torch.Tensor:
     """R-CNN deltas [N, 4] (dx, dy, dw, dh) that map ``anchors`` [N, 4] xyxy onto ``gt`` [N, 4] xyxy."""
     wx, wy, ww, wh = weights

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 
-from mirrordet import __version__
+from mirrordet.version import __version__
 
 
 def package_versions() -> dict[str, str | None]:

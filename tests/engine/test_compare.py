@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from mirrordet.cli import main
-from mirrordet.engine.compare import RunResult, aggregate, compare, differing_settings, model_labels, parse_seeds
+from mirrordet.engine.compare import compare, model_labels, parse_seeds
+from mirrordet.engine.compare_stats import RunResult, aggregate, differing_settings
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = {"imgsz": 64, "batch": 8, "workers": 0, "epochs": 1, "warmup_epochs": 0, "verbose": False}

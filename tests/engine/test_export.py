@@ -71,7 +71,7 @@ CASES = [("yolov8n.yaml", "detect"), ("yolov8n-mirror.yaml", "detect"), ("yolov8
 @pytest.mark.parametrize("cfg, task", CASES)
 def test_round_trip_two_sizes(tmp_path, cfg, task, fmt):
     model = signal_model(cfg)
-    report = export_model(model, {"format": fmt, "imgsz": 64, "dynamic": True, "project": str(tmp_path), "name": "e"})
+    report = export_model(model.model, {"format": fmt, "imgsz": 64, "dynamic": True, "project": str(tmp_path), "name": "e"})
     assert report.path.is_file() and report.path.parent == tmp_path / "e"
     assert len(report.checks) == 2 and report.max_diff < 1e-3  # the exporter's own check ran at two shapes
     ref_net = fuse(model.model)  # the unfused model would agree too, up to float rounding
@@ -122,7 +122,7 @@ def test_simplify_without_simplifier_says_so(tmp_path, capsys, monkeypatch):
     real_find = exporter.importlib.util.find_spec
     monkeypatch.setattr(exporter.importlib.util, "find_spec",
                         lambda name: None if name in ("onnxslim", "onnxsim") else real_find(name))
-    report = export_model(signal_model("yolov8n-cls.yaml"), {"format": "onnx", "imgsz": 32, "simplify": True,
+    report = export_model(signal_model("yolov8n-cls.yaml").model, {"format": "onnx", "imgsz": 32, "simplify": True,
                                                              "project": str(tmp_path)})
     assert report.path.is_file() and not report.simplified
     assert "neither onnxslim nor onnxsim is installed" in capsys.readouterr().err
@@ -143,7 +143,7 @@ def test_mismatch_is_an_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(exporter, "export_torchscript", broken)
     with pytest.raises(ExportError, match="not usable"):
-        export_model(signal_model("yolov8n-cls.yaml"), {"format": "torchscript", "imgsz": 32, "project": str(tmp_path),
+        export_model(signal_model("yolov8n-cls.yaml").model, {"format": "torchscript", "imgsz": 32, "project": str(tmp_path),
                                                         "name": "bad"})
     assert not (tmp_path / "bad" / "yolov8n-cls.torchscript").exists()  # a file that fails its check is removed
     assert main(["export", "model=yolov8n-cls.yaml", "imgsz=32", "format=torchscript", f"project={tmp_path}"]) == 2

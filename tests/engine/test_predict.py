@@ -271,7 +271,7 @@ def test_predict_passes_its_settings_to_the_heads_postprocess(images):
     r = model.predict(str(images / "c.jpg"), imgsz=64, conf=0.3, max_det=7, verbose=False)[0]
     assert (calls[0].conf, calls[0].iou, calls[0].max_det, calls[0].multi_label) == (0.3, 0.7, 7, False)
     assert len(r) == 2 and r.boxes.cls.tolist() == [1.0, 1.0]
-    assert not model._predict_runner[1].trace_enabled
+    assert not model._predict_cache["runner"][1].trace_enabled
     model.predict(str(images / "c.jpg"), imgsz=64, classes=[1], agnostic_nms=True, verbose=False)
     assert calls[-1].classes == (1,) and calls[-1].agnostic
     with pytest.raises(ConfigError, match="is not traceable"):

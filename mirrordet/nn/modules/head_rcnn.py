@@ -20,13 +20,12 @@ from torchvision.ops import MultiScaleRoIAlign, clip_boxes_to_image, remove_smal
 from mirrordet.nn.head import DetectionHead
 from mirrordet.nn.modules.base import BuildContext, check_args, flat_channels
 from mirrordet.nn.modules.rpn import RPN
-from mirrordet.ops.anchor_boxes import decode_boxes
+from mirrordet.ops.anchor_boxes import ROI_WEIGHTS, decode_boxes
 from mirrordet.ops.detections import Detections
 from mirrordet.ops.nms import NMSSettings, select_and_suppress
 from mirrordet.registry import MODULES
 from mirrordet.utils.errors import ModelConfigError
 
-ROI_WEIGHTS = (10.0, 10.0, 5.0, 5.0)  # box-delta weights of the second stage
 
 
 @MODULES.register()

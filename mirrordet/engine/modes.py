@@ -1,0 +1,102 @@
+"""The mode layer: each mode's settings resolved once, then its components called with explicit arguments.
+
+``mirrordet val`` and ``mirrordet predict`` (and ``Model.val`` / ``Model.predict``) run here;
+``train`` is the :class:`~mirrordet.engine.trainer.Trainer` and ``export``
+:func:`~mirrordet.engine.exporter.export_model`, which take their settings from
+:func:`~mirrordet.engine.setup.mode_settings` too. Components receive a :class:`~mirrordet.nn.graph.ModelGraph` plus
+explicit metadata (the checkpoint's training settings), never the ``Model`` facade.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from mirrordet.engine.inference import InferenceRunner, prepare_model, weights_stamp
+from mirrordet.engine.predictor import Predictor
+from mirrordet.engine.results import Result
+from mirrordet.engine.run_dir import run_dir
+from mirrordet.engine.setup import check_classes, check_imgsz, mode_settings, resolve_settings
+from mirrordet.engine.sources import resolve_source
+from mirrordet.engine.tasks import task_for
+from mirrordet.nn.graph import ModelGraph
+from mirrordet.utils.errors import ConfigError
+from mirrordet.utils.log import LOGGER
+from mirrordet.utils.torch_utils import select_device
+
+def validate_model(net: ModelGraph, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`mirrordet val`: validate the network ``net`` on ``data``'s ``split`` (``net`` is not changed).
+
+    Writes runs/<task>/val/<name>/ (metrics.json, predictions.json, plots) and returns the metrics.
+    """
+    cfg, data = resolve_settings(overrides)
+    task = task_for(net, data)
+    check_classes(net.nc, data)
+    net.names = dict(data["names"])
+    device = select_device(cfg["device"])
+    imgsz = check_imgsz(cfg["imgsz"], net.max_stride)
+    dataset, loader = task.build_split(data, cfg["split"], cfg, imgsz, augment=False, batch=cfg["batch"])
+    save_dir = run_dir(net.task, "val", cfg["project"], cfg["name"], cfg["exist_ok"])
+    validator = task.validator(dataset, loader, cfg, save_dir, conf=0.001 if cfg["conf"] is None else cfg["conf"])
+    half = cfg["half"] and device.type == "cuda"
+    net = prepare_model(net, device, half, fast=True)  # a fused, channels-last copy: the user's model is untouched
+    metrics = validator(net, device, half=half, verbose=cfg["verbose"], plots=cfg["plots"], save_json=cfg["save_json"],
+                        channels_last=True)
+    LOGGER.info(f"Results saved to {save_dir}")
+    return metrics
+
+
+def predict_model(net: ModelGraph, source: Any = None, overrides: Mapping[str, Any] | None = None,
+                  stream: bool = False, cli: bool = False, train_args: Mapping[str, Any] | None = None,
+                  cache: dict[str, Any] | None = None) -> list[Result] | Iterator[Result]:
+    """`mirrordet predict` and ``Model.predict``: settings, run folder, then :class:`Predictor`.
+
+    Args:
+        net: the network (not changed: prediction runs a fused copy).
+        source: what to predict on (overrides the ``source`` setting); numpy arrays allowed.
+        overrides: settings on top of the defaults. ``imgsz`` defaults to the checkpoint's
+            training size when not given. ``save`` (annotated outputs) defaults to True from the
+            CLI and False from Python; from Python, ``save_json`` is off unless asked for.
+        stream: return a generator instead of a list.
+        cli: called from the command line.
+        train_args: the settings the network was trained with (its checkpoint's), if any.
+        cache: a dict the caller keeps between calls: the fused inference copy is reused from it
+            while the network's weights are unchanged.
+
+    Raises:
+        ConfigError: no source, or a bad setting. DatasetError: an unusable source.
+    """
+    overrides = dict(overrides or {})
+    if source is None:
+        source = overrides.get("source")
+    overrides.pop("source", None)
+    if source is None or (isinstance(source, str) and not source.strip()):
+        raise ConfigError("predict needs a source: source=image.jpg, a folder, a glob, a video or a .txt list")
+    cfg = mode_settings("predict", overrides, train_args, cli=cli)
+    save = cli if cfg.get("save") is None else bool(cfg["save"])
+    task = net.task
+    items = resolve_source(source)  # a bad source fails here, before any folder is created
+    save_dir = None
+    if save or cfg["save_txt"] or cfg["save_json"]:
+        def save_dir() -> Path:
+            return run_dir(task, "predict", cfg["project"], cfg["name"], cfg["exist_ok"])
+    predictor = Predictor(net, cfg, save_dir, save, runner=_cached_runner(net, cfg, {} if cache is None else cache))
+    return predictor.run(items, source, stream=stream)
+
+
+def _cached_runner(net: ModelGraph, cfg: Mapping[str, Any], cache: dict[str, Any]) -> InferenceRunner:
+    """The inference runner of ``net``, reused across calls while its weights are unchanged.
+
+    Kept in ``cache["runner"]`` as (key, runner, tensors): ``tensors`` lists the weights once, so that
+    checking for changed weights costs microseconds per call.
+    """
+    device = select_device(cfg.get("device"))
+    half = bool(cfg.get("half")) and device.type == "cuda"
+    cached = cache.get("runner")
+    tensors = cached[2] if cached is not None and cached[0][0][0] == id(net) else [*net.parameters(), *net.buffers()]
+    key = (weights_stamp(net, tensors), str(device), half)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    runner = InferenceRunner(prepare_model(net, device, half, fast=True))
+    cache["runner"] = (key, runner, tensors)
+    return runner

@@ -1,0 +1,45 @@
+"""Networks from checkpoints: the one place a :class:`ModelGraph` is rebuilt from a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mirrordet.engine.checkpoint import load_checkpoint, load_state_dict_checked
+from mirrordet.engine.checkpoint_format import Checkpoint
+from mirrordet.nn.graph import ModelGraph
+from mirrordet.utils.errors import CheckpointError
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Load and validate ``path`` (``torch.load(weights_only=True)`` only). Raises CheckpointError."""
+    return Checkpoint.from_dict(load_checkpoint(path), path)
+
+
+def rebuild_network(ckpt: Checkpoint, source: str | Path, weights: str = "model", nc: int | None = None,
+                    names: dict[int, str] | None = None) -> ModelGraph:
+    """The checkpoint's network with its ``weights`` state dict loaded.
+
+    Args:
+        ckpt: the checkpoint. source: the file it came from (named in errors and kept as the graph's source).
+        weights: ``"model"`` (the weights to use, EMA when kept) or ``"train_weights"`` (to resume).
+        nc: the class count to build for (default: the checkpoint's). names: class names (default: the
+            checkpoint's).
+
+    Raises:
+        CheckpointError: the requested state dict is missing, or has missing keys / wrong shapes.
+    """
+    state = ckpt.model if weights == "model" else ckpt.train_weights
+    if state is None:
+        raise CheckpointError(f"{source} holds no {weights!r} state dict")
+    cfg = ckpt.model_cfg
+    net = ModelGraph(ckpt.model_yaml, nc=nc if nc is not None else cfg.get("nc"), scale=cfg.get("scale"),
+                     source=str(source), names=names if names is not None else ckpt.names)
+    label = str(source) if weights == "model" else f"{source} ({weights})"
+    load_state_dict_checked(net, state, label)  # missing keys / wrong shapes -> CheckpointError
+    return net
+
+
+def load_weights(path: str | Path) -> tuple[ModelGraph, Checkpoint]:
+    """Rebuild the network of a mirrordet checkpoint with its weights. Returns (network, checkpoint)."""
+    ckpt = read_checkpoint(path)
+    return rebuild_network(ckpt, path), ckpt
