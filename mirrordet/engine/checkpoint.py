@@ -35,6 +35,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "load_state_dict_checked",
+    "cpu_state",
     "strip_for_inference",
 ]
 
@@ -167,6 +168,12 @@ def load_state_dict_checked(net: torch.nn.Module, state: dict[str, Any], source:
     except (RuntimeError, TypeError, ValueError) as e:  # e.g. a dtype that cannot be copied
         first = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"checkpoint {source}: its weights cannot be loaded into the model ({first})") from None
+
+
+def cpu_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of a state dict for a checkpoint; floating tensors as float32."""
+    return {k: v.detach().float().cpu().clone() if v.is_floating_point() else v.detach().cpu().clone()
+            for k, v in state.items()}
 
 
 def strip_for_inference(ckpt: dict[str, Any]) -> dict[str, Any]:

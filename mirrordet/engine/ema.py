@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mirrordet.engine.checkpoint import load_state_dict_checked
 from mirrordet.utils.torch_utils import de_parallel
 
 __all__ = ["ModelEMA"]
@@ -85,11 +86,14 @@ class ModelEMA:
             "tau": self.tau,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], source: str = "EMA state") -> None:
         """Restore weights and the update count written by :meth:`state_dict`.
 
         ``decay``/``tau`` stored in ``state`` are ignored: the values given to the
         constructor (the current settings) win.
+
+        Raises:
+            CheckpointError: the weights do not fit the model (missing keys, wrong shapes), naming ``source``.
         """
-        self.ema.load_state_dict(state["ema"])
+        load_state_dict_checked(self.ema, state["ema"], source)
         self.updates = int(state.get("updates", 0))

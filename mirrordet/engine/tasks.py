@@ -31,6 +31,15 @@ def criterion(model: ModelGraph, cfg: Mapping[str, Any], world_size: int = 1) ->
         raise ConfigError(f"no loss for a {type(head).__name__} head in the {model.task} task: {e}") from None
 
 
+def plot_training_labels(task: Any, dataset: Any, names: Mapping[int, str], path: Path) -> None:
+    """labels.png of the training split, for tasks whose labels are boxes (nothing otherwise)."""
+    arrays = task.label_arrays(dataset)
+    if arrays is not None:
+        from mirrordet.plotting.labels import plot_labels
+
+        plot_labels(*arrays, names, path)
+
+
 class DetectTask:
     """Detection: mosaic-augmented YOLO/COCO data, the head's loss, the COCO validator."""
 

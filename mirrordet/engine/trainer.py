@@ -22,17 +22,18 @@ from tqdm import tqdm
 from mirrordet.data.loader import set_loader_epoch
 from mirrordet.engine.callbacks_io import ResultsCSV
 from mirrordet.engine.amp import amp_dtype, autocast
-from mirrordet.engine.checkpoint import load_state_dict_checked, save_checkpoint, strip_for_inference
+from mirrordet.engine.checkpoint import cpu_state, load_state_dict_checked, save_checkpoint, strip_for_inference
 from mirrordet.engine.checkpoint_format import Checkpoint
 from mirrordet.engine.distributed import (all_true, broadcast_object, checksums_agree, cleanup, dist_info,
                                           init_distributed)
 from mirrordet.engine.ema import ModelEMA
-from mirrordet.engine.optim import build_lr_lambda, build_optimizer, optimizer_momentum, warmup_step
+from mirrordet.engine.optim import build_optimizer, optimizer_momentum, warmup_step
 from mirrordet.engine.resume import STORAGE_ERRNOS, resume_hint, resume_settings
 from mirrordet.engine.run_dir import resume_run_dir, run_dir
 from mirrordet.engine.setup import check_classes, check_imgsz, resolve_settings
-from mirrordet.engine.tasks import criterion, task_for
-from mirrordet.engine.weights import load_weights, rebuild_network
+from mirrordet.engine.tasks import criterion, plot_training_labels, task_for
+from mirrordet.engine.train_state import EpochPlan, LoopState, RunParts
+from mirrordet.engine.weights import load_weights, rebuild_network, transfer_weights
 from mirrordet.nn.graph import ModelGraph, build_model
 from mirrordet.utils.errors import (CheckpointError, ConfigError, DataLoaderWorkerError, MirrordetError,
                                     RunStorageError, TrainingInterrupted)
@@ -79,7 +80,8 @@ class Trainer:
             save_dir = run_dir(self.model.task, "train", cfg["project"], cfg["name"], cfg["exist_ok"])
         self.save_dir = Path(broadcast_object(str(save_dir), self.dist))
         self.wdir = self.save_dir / "weights"  # created by the first checkpoint write
-        self.epoch = self.start_epoch = 0
+        self.state = LoopState()
+        self.plan = EpochPlan(cfg["epochs"], cfg["lrf"], cfg["cos_lr"])  # `time=` may re-fit it; cfg stays as given
 
     # ---- set-up --------------------------------------------------------------------------------
     def _build_model(self, model: ModelGraph | None) -> ModelGraph:
@@ -99,12 +101,7 @@ class Trainer:
             if net.nc != nc:
                 net = build_model(model.source, nc=nc, scale=cfg["scale"] or net.scale, names=self.names)
         elif str(cfg["model"]).endswith(".pt"):
-            src, _ = load_weights(cfg["model"])  # fine-tune: same architecture, new classes if needed
-            net = ModelGraph(src.yaml_text, nc=nc, scale=src.scale, names=self.names)
-            own = net.state_dict()
-            matched = {k: v for k, v in src.state_dict().items() if k in own and own[k].shape == v.shape}
-            net.load_state_dict(matched, strict=False)
-            LOGGER.info(f"Transferred {len(matched)}/{len(own)} tensors from {cfg['model']}")
+            net = transfer_weights(cfg["model"], nc, self.names)  # fine-tune: same architecture, new classes if needed
         else:
             net = build_model(cfg["model"], nc=nc, scale=cfg["scale"], names=self.names)
         net.names = self.names
@@ -113,14 +110,14 @@ class Trainer:
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def _checkpoint(self, epoch: int, best_fitness: float | None) -> dict:
-        cpu = lambda sd: {k: v.detach().float().cpu().clone() if v.is_floating_point() else v.detach().cpu().clone()
-                          for k, v in sd.items()}
-        args = {**self.cfg, "save_dir": str(self.save_dir), "imgsz": self.imgsz}
+        # epochs: the plan's (a `time=` budget may have re-fit it), so a resume continues the same schedule
+        args = {**self.cfg, "epochs": self.plan.epochs, "save_dir": str(self.save_dir), "imgsz": self.imgsz}
+        ema = self.parts.ema.state_dict()
         return Checkpoint(
             model_yaml=self.model.yaml_text, model_cfg={"scale": self.model.scale, "nc": self.model.nc},
-            names=dict(self.names), model=cpu(self.ema.ema.state_dict()), train_weights=cpu(self.model.state_dict()),
-            ema={"updates": int(self.ema.updates)}, optimizer=self.optimizer.state_dict(),
-            scaler=self.scaler.state_dict() if self.amp else None, epoch=epoch, best_fitness=best_fitness,
+            names=dict(self.names), model=cpu_state(ema["ema"]), train_weights=cpu_state(self.model.state_dict()),
+            ema={"updates": int(ema["updates"])}, optimizer=self.parts.optimizer.state_dict(),
+            scaler=self.parts.scaler.state_dict() if self.amp else None, epoch=epoch, best_fitness=best_fitness,
             train_args=args, rng=get_rng_state(), train_time=round(self._elapsed(), 3),
             date=datetime.now(timezone.utc).isoformat(), version=__version__,
         ).to_dict()
@@ -138,7 +135,7 @@ class Trainer:
         try:
             return self._train()
         except KeyboardInterrupt:
-            raise TrainingInterrupted(f"in epoch {self.epoch + 1}; {resume_hint(self.wdir)}") from None
+            raise TrainingInterrupted(f"in epoch {self.state.epoch + 1}; {resume_hint(self.wdir)}") from None
         except OSError as e:
             if e.errno not in STORAGE_ERRNOS:
                 raise
@@ -147,93 +144,94 @@ class Trainer:
         except RuntimeError as e:
             if "DataLoader worker" not in str(e):
                 raise
-            raise DataLoaderWorkerError(f"a data-loading worker died in epoch {self.epoch + 1} "
+            raise DataLoaderWorkerError(f"a data-loading worker died in epoch {self.state.epoch + 1} "
                                         f"({str(e).splitlines()[0][:160]}); if it ran out of memory, lower workers= "
                                         f"or batch=. {resume_hint(self.wdir)}") from None
         finally:
             cleanup()
 
-    def _setup(self) -> None:
-        cfg, model, task, world = self.cfg, self.model, self.task, self.dist.world_size
+    def _build_parts(self) -> RunParts:
+        """Data, loss, optimizer, scaler, EMA (restored on resume) and the (DDP-wrapped) model of the run."""
+        cfg, model, task, world, state = self.cfg, self.model, self.task, self.dist.world_size, self.state
         if cfg["batch"] % world:
             raise ConfigError(f"batch={cfg['batch']} must be a multiple of the {world} DDP processes")
-        self.batch = cfg["batch"] // world  # per rank
-        self.train_set, self.train_loader = task.build_split(self.data, "train", cfg, self.imgsz, augment=True,
-                                                             batch=self.batch, rank=self.dist.rank, world_size=world)
-        self.validator = None
+        batch = cfg["batch"] // world  # per rank
+        train_set, train_loader = task.build_split(self.data, "train", cfg, self.imgsz, augment=True, batch=batch,
+                                                   rank=self.dist.rank, world_size=world)
+        validator = None
         if self.dist.is_main:  # validation runs on rank 0 only
             val_set, val_loader = task.build_split(self.data, "val", cfg, self.imgsz, augment=False, batch=cfg["batch"] * 2)
-            self.validator = task.validator(val_set, val_loader, cfg, self.save_dir)
-        self.criterion = criterion(model, cfg, world)
-        self.accumulate = max(round(cfg["nbs"] / cfg["batch"]), 1)
-        weight_decay = cfg["weight_decay"] * cfg["batch"] * self.accumulate / cfg["nbs"]
-        iterations = math.ceil(len(self.train_set) / max(cfg["batch"], cfg["nbs"])) * cfg["epochs"]
-        self.optimizer, self.opt_name, self.lr0 = build_optimizer(model, cfg["optimizer"], cfg["lr0"], cfg["momentum"],
-                                                                  weight_decay, iterations, model.nc)
-        self.momentum = optimizer_momentum(self.optimizer)
-        self.lr_lambda = build_lr_lambda(cfg["epochs"], cfg["lrf"], cfg["cos_lr"])
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.ema = ModelEMA(model) if cfg["ema"] else _NoEMA(model)
-        self.start_epoch, self.best_fitness, self.prior_train_time = 0, None, 0.0
+            validator = task.validator(val_set, val_loader, cfg, self.save_dir)
+        loss = criterion(model, cfg, world)
+        state.accumulate = max(round(cfg["nbs"] / cfg["batch"]), 1)
+        weight_decay = cfg["weight_decay"] * cfg["batch"] * state.accumulate / cfg["nbs"]
+        iterations = math.ceil(len(train_set) / max(cfg["batch"], cfg["nbs"])) * cfg["epochs"]
+        optimizer, opt_name, lr0 = build_optimizer(model, cfg["optimizer"], cfg["lr0"], cfg["momentum"], weight_decay,
+                                                   iterations, model.nc)
+        scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        ema = ModelEMA(model) if cfg["ema"] else _NoEMA(model)
+        parts = RunParts(train_set, train_loader, validator, loss, optimizer, opt_name, lr0, optimizer_momentum(optimizer),
+                         scaler, ema, model, batch)
         if self.resume_ckpt is not None:
-            self.start_epoch, self.best_fitness = self._restore(self.resume_ckpt)
-        self.epoch = self.start_epoch  # the epoch an interrupt reports, until the loop starts
+            self._restore(self.resume_ckpt, parts)
+        state.epoch = state.start_epoch  # the epoch an interrupt reports, until the loop starts
         # last_epoch=start-1 makes the constructor set the LR of epoch `start` (needs 'initial_lr' on resume)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda=self.lr_lambda,
-                                                           last_epoch=self.start_epoch - 1)
-        self.train_model: nn.Module = model
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=self.plan.lr_lambda,
+                                                           last_epoch=state.start_epoch - 1)
         if self.dist.enabled:
             if cfg["sync_bn"]:
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
                 self.model = model
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+            parts.train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        return parts
 
     def _write_run_header(self) -> ResultsCSV:
         cfg, task = self.cfg, self.task
         csv = ResultsCSV(self.save_dir / "results.csv",
-                         ["epoch", *(f"train/{n}" for n in self.criterion.names), *task.metric_keys, "fitness", "lr/pg0",
+                         ["epoch", *(f"train/{n}" for n in self.parts.criterion.names), *task.metric_keys, "fitness", "lr/pg0",
                           "epoch_time"],
-                         resume_epoch=self.start_epoch + 1 if self.resume_ckpt is not None else None)
+                         resume_epoch=self.state.start_epoch + 1 if self.resume_ckpt is not None else None)
         if self.resume_ckpt is None:
             from mirrordet.utils.versions import package_versions
 
             args = {**cfg, "imgsz": self.imgsz, "versions": package_versions()}  # versions: to repeat the run
             atomic_write_text(self.save_dir / "args.yaml", yaml.safe_dump(args, sort_keys=False))
-            self._plot_labels(self.train_set)
+            if cfg["plots"]:
+                plot_training_labels(self.task, self.parts.train_set, self.names, self.save_dir / "labels.png")
         return csv
 
     def _train(self) -> dict[str, Any]:
         cfg, main = self.cfg, self.dist.is_main
-        self._setup()
+        self.parts = self._build_parts()
         csv = self._write_run_header() if main else None
-        epochs = cfg["epochs"]
-        if self.start_epoch >= epochs:
+        epochs = self.plan.epochs
+        if self.state.start_epoch >= epochs:
             LOGGER.info(f"{self.save_dir} already finished {epochs} epochs; nothing to resume")
             return {}
-        nb = len(self.train_loader)
-        self.nw = max(round(cfg["warmup_epochs"] * nb), 100) if cfg["warmup_epochs"] > 0 else -1
-        ddp = f", DDP x{self.dist.world_size} ({self.batch}/rank)" if self.dist.enabled else ""
+        nb = len(self.parts.train_loader)
+        self.plan.warmup_iters = max(round(cfg["warmup_epochs"] * nb), 100) if cfg["warmup_epochs"] > 0 else -1
+        ddp = f", DDP x{self.dist.world_size} ({self.parts.batch}/rank)" if self.dist.enabled else ""
         LOGGER.info(f"Training {Path(str(cfg['model'])).name} on {self.data.get('yaml_file')} for {epochs} epochs: "
-                    f"imgsz {self.imgsz}, batch {cfg['batch']} (accumulate {self.accumulate}){ddp}, "
-                    f"{self.opt_name}(lr={self.lr0:g}), device {self.device}, "
+                    f"imgsz {self.imgsz}, batch {cfg['batch']} (accumulate {self.state.accumulate}){ddp}, "
+                    f"{self.parts.opt_name}(lr={self.parts.lr0:g}), device {self.device}, "
                     f"AMP {str(self.amp_dtype).replace('torch.', '') if self.amp_dtype else False}, "
-                    f"{len(self.train_set)} train images\nLogging results to {self.save_dir}")
-        self.last_opt_step, self.bad_steps = -1, 0
+                    f"{len(self.parts.train_set)} train images\nLogging results to {self.save_dir}")
+        self.state.last_opt_step, self.state.bad_steps = -1, 0
         patience_left = cfg["patience"] or float("inf")
         self.t_session = time.time()
-        epoch = self.start_epoch
-        while epoch < cfg["epochs"]:  # `time=` may re-fit cfg["epochs"] after each epoch
-            self.epoch = epoch
+        epoch = self.state.start_epoch
+        while epoch < self.plan.epochs:  # `time=` may re-fit the plan after each epoch
+            self.state.epoch = epoch
             t_epoch = time.time()
             mean_loss = self._train_epoch(epoch)
-            lr = self.optimizer.param_groups[0]["lr"]
+            lr = self.parts.optimizer.param_groups[0]["lr"]
             self.scheduler.step()
             stop = False
             if main:
                 improved = self._end_epoch(epoch, mean_loss, lr, time.time() - t_epoch, csv)
                 patience_left = cfg["patience"] if improved and cfg["patience"] else patience_left - 1
-                stop = patience_left <= 0 and epoch + 1 < cfg["epochs"]
+                stop = patience_left <= 0 and epoch + 1 < self.plan.epochs
                 if stop:
                     LOGGER.info(f"Stopping early: no improvement in the last {cfg['patience']} epochs")
             if broadcast_object(stop, self.dist):
@@ -250,7 +248,7 @@ class Trainer:
 
     def _elapsed(self) -> float:
         """Training seconds so far, including those of the runs this one resumes."""
-        return self.prior_train_time + time.time() - self.t_session
+        return self.state.prior_train_time + time.time() - self.t_session
 
     def _fit_epochs_to_time(self, epoch: int) -> None:
         """``time=`` budget: re-fit the epoch count (and LR schedule) to the time left after ``epoch``.
@@ -259,91 +257,84 @@ class Trainer:
         broadcasts the new total, so every DDP rank runs the same number of epochs.
         """
         cfg, done = self.cfg, epoch + 1
-        total = cfg["epochs"]
+        total, was = self.plan.epochs, self.plan.epochs
         if self.dist.is_main:
-            per_epoch = (time.time() - self.t_session) / (done - self.start_epoch)
+            per_epoch = (time.time() - self.t_session) / (done - self.state.start_epoch)
             left = cfg["time"] * 3600 - self._elapsed()
             total = done + max(int(left // per_epoch), 0)
         total = int(broadcast_object(total, self.dist))
-        if total == cfg["epochs"]:
-            return
-        LOGGER.info(f"time={cfg['time']:g} h: {self._elapsed():.0f} s used, training {total} epochs in all "
-                    f"(was {cfg['epochs']})")
-        cfg["epochs"] = total
-        if total > done:  # the schedule now ends at the new last epoch; set the LR of the next one
-            self.lr_lambda = build_lr_lambda(total, cfg["lrf"], cfg["cos_lr"])
-            self.scheduler.lr_lambdas = [self.lr_lambda] * len(self.optimizer.param_groups)
-            for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
-                group["lr"] = base * self.lr_lambda(self.scheduler.last_epoch)
+        if self.plan.refit(total, done, self.parts.optimizer, self.scheduler):
+            LOGGER.info(f"time={cfg['time']:g} h: {self._elapsed():.0f} s used, training {total} epochs in all "
+                        f"(was {was})")
 
     def _train_epoch(self, epoch: int) -> torch.Tensor:
         """One pass over the training split; returns the mean loss items [L]."""
-        cfg, task, device, nb = self.cfg, self.task, self.device, len(self.train_loader)
-        self.train_model.train()
-        self.train_set.set_epoch(epoch)  # augmentation and shuffling depend on (seed, epoch) only: resumable
-        set_loader_epoch(self.train_loader, epoch)  # the order is a function of (seed, epoch): resumable
-        if cfg["epochs"] - epoch <= cfg["close_mosaic"] and getattr(self.train_set, "mosaic", 0) > 0:
+        cfg, task, device, nb = self.cfg, self.task, self.device, len(self.parts.train_loader)
+        self.parts.train_model.train()
+        self.parts.train_set.set_epoch(epoch)  # augmentation and shuffling depend on (seed, epoch) only: resumable
+        set_loader_epoch(self.parts.train_loader, epoch)  # the order is a function of (seed, epoch): resumable
+        if self.plan.epochs - epoch <= cfg["close_mosaic"] and getattr(self.parts.train_set, "mosaic", 0) > 0:
             LOGGER.info("Closing mosaic augmentation")
-            self.train_set.close_mosaic()
-        mean_loss = torch.zeros(len(self.criterion.names))
-        bar = tqdm(enumerate(self.train_loader), total=nb, disable=not (cfg["verbose"] and self.dist.is_main),
-                   dynamic_ncols=True, desc=f"{epoch + 1}/{cfg['epochs']}")
-        self.optimizer.zero_grad()
-        self.last_opt_step = nb * epoch - 1  # each epoch starts with no accumulated gradient, resumed or not
+            self.parts.train_set.close_mosaic()
+        mean_loss = torch.zeros(len(self.parts.criterion.names))
+        bar = tqdm(enumerate(self.parts.train_loader), total=nb, disable=not (cfg["verbose"] and self.dist.is_main),
+                   dynamic_ncols=True, desc=f"{epoch + 1}/{self.plan.epochs}")
+        self.parts.optimizer.zero_grad()
+        self.state.last_opt_step = nb * epoch - 1  # each epoch starts with no accumulated gradient, resumed or not
         for i, batch_d in bar:
             ni = i + nb * epoch
-            if ni <= self.nw:
-                warmup_step(self.optimizer, ni, self.nw, epoch, self.lr_lambda, self.lr0, cfg["warmup_bias_lr"],
-                            self.momentum, cfg["warmup_momentum"])
-                self.accumulate = max(1, int(np.interp(ni, [0, self.nw], [1, cfg["nbs"] / cfg["batch"]]).round()))
+            if ni <= self.plan.warmup_iters:
+                warmup_step(self.parts.optimizer, ni, self.plan.warmup_iters, epoch, self.plan.lr_lambda, self.parts.lr0, cfg["warmup_bias_lr"],
+                            self.parts.momentum, cfg["warmup_momentum"])
+                self.state.accumulate = max(1, int(np.interp(ni, [0, self.plan.warmup_iters], [1, cfg["nbs"] / cfg["batch"]]).round()))
             img = batch_d["img"].to(device, non_blocking=True).float() / 255
             targets = task.targets(batch_d, img, device)
             with autocast(device, self.amp_dtype):
-                loss, items = self.criterion.evaluate(self.train_model(img), targets, img.shape[0])  # DDP-scaled
+                loss, items = self.parts.criterion.evaluate(self.parts.train_model(img), targets, img.shape[0])  # DDP-scaled
             if not all_true(bool(torch.isfinite(loss)), self.dist, device):  # every rank skips together
                 self._skip_step(epoch, i)
                 continue
-            self.bad_steps = 0
-            self.scaler.scale(loss).backward()
-            if ni - self.last_opt_step >= self.accumulate:
+            self.state.bad_steps = 0
+            self.parts.scaler.scale(loss).backward()
+            if ni - self.state.last_opt_step >= self.state.accumulate:
                 self._optimizer_step(cfg["grad_clip"])
-                self.last_opt_step = ni
+                self.state.last_opt_step = ni
             mean_loss = (mean_loss * i + items.cpu()) / (i + 1)
-            bar.set_postfix({n: f"{v:.3f}" for n, v in zip(self.criterion.names, mean_loss.tolist())}, refresh=False)
-        if self.last_opt_step < nb * epoch + nb - 1 and self.bad_steps == 0:
+            bar.set_postfix({n: f"{v:.3f}" for n, v in zip(self.parts.criterion.names, mean_loss.tolist())}, refresh=False)
+        if self.state.last_opt_step < nb * epoch + nb - 1 and self.state.bad_steps == 0:
             self._optimizer_step(cfg["grad_clip"])  # flush: no gradient is carried across epochs
-            self.last_opt_step = nb * epoch + nb - 1
+            self.state.last_opt_step = nb * epoch + nb - 1
         return mean_loss
 
     def _skip_step(self, epoch: int, i: int) -> None:
-        self.bad_steps += 1
-        LOGGER.warning(f"non-finite loss at epoch {epoch + 1} batch {i}: step skipped ({self.bad_steps} in a row)")
-        self.optimizer.zero_grad()
-        if self.bad_steps >= self.cfg["max_bad_steps"]:
-            raise NonFiniteLossError(f"{self.bad_steps} non-finite losses in a row; stopping. "
+        self.state.bad_steps += 1
+        LOGGER.warning(f"non-finite loss at epoch {epoch + 1} batch {i}: step skipped ({self.state.bad_steps} in a row)")
+        self.parts.optimizer.zero_grad()
+        if self.state.bad_steps >= self.cfg["max_bad_steps"]:
+            raise NonFiniteLossError(f"{self.state.bad_steps} non-finite losses in a row; stopping. "
                                      f"{self.wdir / 'last.pt'} holds the last completed epoch")
 
     def _end_epoch(self, epoch: int, mean_loss: torch.Tensor, lr: float, epoch_time: float, csv: ResultsCSV) -> bool:
         """Rank 0: validate, log a results row, write checkpoints and plots. Returns 'fitness improved'."""
         cfg, task = self.cfg, self.task
         metrics: dict[str, Any] = {}
-        if cfg["val"] or epoch + 1 == cfg["epochs"]:
-            metrics = self.validator(self.ema.ema, self.device, verbose=False, plots=False, save_json=False)
+        if cfg["val"] or epoch + 1 == self.plan.epochs:
+            metrics = self.parts.validator(self.parts.ema.ema, self.device, verbose=False, plots=False, save_json=False)
         fit = metrics.get("fitness", 0.0)
-        improved = self.best_fitness is None or fit >= self.best_fitness
-        self.best_fitness = fit if improved else self.best_fitness
-        csv.append({"epoch": epoch + 1, **{f"train/{n}": float(v) for n, v in zip(self.criterion.names, mean_loss)},
+        improved = self.state.best_fitness is None or fit >= self.state.best_fitness
+        self.state.best_fitness = fit if improved else self.state.best_fitness
+        csv.append({"epoch": epoch + 1, **{f"train/{n}": float(v) for n, v in zip(self.parts.criterion.names, mean_loss)},
                     **{k: float(metrics.get(k, 0.0)) for k in task.metric_keys}, "fitness": float(fit),
                     "lr/pg0": lr, "epoch_time": round(epoch_time, 3)})
-        ckpt = self._checkpoint(epoch + 1, self.best_fitness)
+        ckpt = self._checkpoint(epoch + 1, self.state.best_fitness)
         save_checkpoint(self.wdir / "last.pt", ckpt)
         if improved:
             save_checkpoint(self.wdir / "best.pt", strip_for_inference(ckpt))
         if cfg["save_period"] > 0 and (epoch + 1) % cfg["save_period"] == 0:
             save_checkpoint(self.wdir / f"epoch{epoch + 1}.pt", strip_for_inference(ckpt))
         shown = " ".join(f"{k.split('/')[-1]}={metrics.get(k, 0):.4f}" for k in task.metric_keys[-2:])
-        LOGGER.info(f"epoch {epoch + 1}/{cfg['epochs']}: "
-                    + " ".join(f"{n}={v:.4f}" for n, v in zip(self.criterion.names, mean_loss)) + f" {shown} ({epoch_time:.1f}s)")
+        LOGGER.info(f"epoch {epoch + 1}/{self.plan.epochs}: "
+                    + " ".join(f"{n}={v:.4f}" for n, v in zip(self.parts.criterion.names, mean_loss)) + f" {shown} ({epoch_time:.1f}s)")
         if cfg["plots"]:
             from mirrordet.plotting.results import plot_results
 
@@ -351,49 +342,41 @@ class Trainer:
         return improved
 
     def _optimizer_step(self, grad_clip: float) -> None:
-        self.scaler.unscale_(self.optimizer)
+        self.parts.scaler.unscale_(self.parts.optimizer)
         if grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad()
-        self.ema.update(self.model)
+        self.parts.scaler.step(self.parts.optimizer)
+        self.parts.scaler.update()
+        self.parts.optimizer.zero_grad()
+        self.parts.ema.update(self.model)
 
-    def _restore(self, ck: Checkpoint) -> tuple[int, float | None]:
+    def _restore(self, ck: Checkpoint, parts: RunParts) -> None:
+        """Optimizer, scaler, EMA, counters and random states of the run ``ck`` was saved from."""
         path = self.cfg["model"]
         try:
-            self.optimizer.load_state_dict(ck.optimizer)
+            parts.optimizer.load_state_dict(ck.optimizer)
             if self.amp and ck.scaler:
-                self.scaler.load_state_dict(ck.scaler)
-            self.ema.updates = int((ck.ema or {}).get("updates", 0))
+                parts.scaler.load_state_dict(ck.scaler)
+            updates = int((ck.ema or {}).get("updates", 0))
             start = int(ck.epoch)
-            self.prior_train_time = float(ck.train_time)
+            self.state.prior_train_time = float(ck.train_time)
             if ck.rng:
                 set_rng_state(ck.rng)
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
             raise CheckpointError(f"{path}: its training state cannot be restored ({type(e).__name__}: "
                                   f"{str(e).splitlines()[0][:200] if str(e) else 'malformed'}); start a new run") from None
-        load_state_dict_checked(self.ema.ema, ck.model, f"{path} (EMA weights)")
+        parts.ema.load_state_dict({"ema": ck.model, "updates": updates}, f"{path} (EMA weights)")
+        self.state.start_epoch, self.state.best_fitness = start, ck.best_fitness
         LOGGER.info(f"Resuming {self.save_dir} from epoch {start + 1}")
-        return start, ck.best_fitness
 
     def _final_validation(self) -> dict[str, Any]:
         best = self.wdir / "best.pt"
         model, _ = load_weights(best)
         LOGGER.info(f"Validating {best}")
-        metrics = self.validator(model.to(self.device), self.device, verbose=self.cfg["verbose"], plots=self.cfg["plots"],
+        metrics = self.parts.validator(model.to(self.device), self.device, verbose=self.cfg["verbose"], plots=self.cfg["plots"],
                             save_json=self.cfg["save_json"])
         LOGGER.info(f"Results saved to {self.save_dir}")
         return metrics
-
-    def _plot_labels(self, dataset: Any) -> None:
-        if not self.cfg["plots"]:
-            return
-        from mirrordet.plotting.labels import plot_labels
-
-        arrays = self.task.label_arrays(dataset)
-        if arrays is not None:
-            plot_labels(*arrays, self.names, self.save_dir / "labels.png")
 
 
 class _NoEMA:
@@ -404,3 +387,10 @@ class _NoEMA:
 
     def update(self, model: nn.Module) -> None:
         pass
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"ema": the raw weights, "updates": 0}`` (the layout of ``ModelEMA.state_dict``)."""
+        return {"ema": self.ema.state_dict(), "updates": 0}
+
+    def load_state_dict(self, state: dict[str, Any], source: str = "weights") -> None:
+        load_state_dict_checked(self.ema, state["ema"], source)

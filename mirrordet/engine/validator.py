@@ -1,8 +1,9 @@
 """Detection validator: NMS -> original-image boxes -> COCOeval (pycocotools) + class table.
 
 One code path serves `mirrordet val` and the per-epoch validation of training. mAP50 and
-mAP50-95 (overall and per class) are pycocotools COCOeval's own numbers, computed on ground
-truth built from the dataset; precision/recall in the class table are taken at the confidence
+mAP50-95 (overall and per class) are pycocotools COCOeval's own numbers, computed on the COCO
+file's own records for COCO JSON splits (:func:`ground_truth_of`) and on ground truth built from
+the labels for YOLO data; precision/recall in the class table are taken at the confidence
 that maximizes the mean F1 over classes (IoU 0.5).
 """
 
@@ -17,8 +18,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from mirrordet.data.coco import read_coco_json
 from mirrordet.data.dataset import DetectionDataset
-from mirrordet.metrics.coco_eval import coco_ground_truth, evaluate_coco, predictions_to_coco
+from mirrordet.metrics.coco_eval import coco_ground_truth, evaluate_coco, ground_truth_from_coco, predictions_to_coco
 from mirrordet.metrics.confusion import ConfusionMatrix
 from mirrordet.metrics.detection import DetectionStats, format_class_table
 from mirrordet.nn.graph import ModelGraph
@@ -45,6 +47,21 @@ def postprocess(model: ModelGraph, preds: Any, conf: float, iou: float, max_det:
     return [d.rows() for d in model.head.postprocess(preds, nms)]
 
 
+def ground_truth_of(dataset: DetectionDataset) -> dict[str, Any]:
+    """The COCO ground truth the split is scored against.
+
+    A COCO JSON split is scored against that file's own records for the evaluated images (ids,
+    areas, crowd regions as ``iscrowd=1``): the official protocol. YOLO-format data gets ground truth
+    built from its labels (boxes' own areas, no crowd regions).
+    """
+    ids = [dataset.image_id(i) for i in range(len(dataset))]
+    if dataset.annotations_file is not None:
+        return ground_truth_from_coco(read_coco_json(dataset.annotations_file), ids)
+    return coco_ground_truth([(ids[i], *dataset.records[i]["shape"]) for i in range(len(dataset))],
+                             [dataset.ground_truth(i) for i in range(len(dataset))], dataset.category_ids,
+                             dataset.names)
+
+
 class DetectionValidator:
     """Validates detection models on one dataset split.
 
@@ -63,10 +80,7 @@ class DetectionValidator:
         self.save_dir = save_dir
         self.names = dataset.names
         self.index_of = {r["im_file"]: i for i, r in enumerate(dataset.records)}
-        self.gt = coco_ground_truth(
-            [(dataset.image_id(i), *dataset.records[i]["shape"]) for i in range(len(dataset))],
-            [dataset.ground_truth(i) for i in range(len(dataset))],
-            dataset.category_ids, self.names)
+        self.gt = ground_truth_of(dataset)
 
     @torch.inference_mode()
     def __call__(self, model: ModelGraph, device: torch.device, half: bool = False, verbose: bool = True,

@@ -8,6 +8,7 @@ from mirrordet.engine.checkpoint import load_checkpoint, load_state_dict_checked
 from mirrordet.engine.checkpoint_format import Checkpoint
 from mirrordet.nn.graph import ModelGraph
 from mirrordet.utils.errors import CheckpointError
+from mirrordet.utils.log import LOGGER
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
@@ -43,3 +44,15 @@ def load_weights(path: str | Path) -> tuple[ModelGraph, Checkpoint]:
     """Rebuild the network of a mirrordet checkpoint with its weights. Returns (network, checkpoint)."""
     ckpt = read_checkpoint(path)
     return rebuild_network(ckpt, path), ckpt
+
+
+def transfer_weights(path: str | Path, nc: int, names: dict[int, str] | None = None) -> ModelGraph:
+    """Fine-tuning: the checkpoint's architecture built for ``nc`` classes, with every tensor of the
+    checkpoint whose name and shape fit (a new class count leaves the class-output layers fresh)."""
+    src, _ = load_weights(path)
+    net = ModelGraph(src.yaml_text, nc=nc, scale=src.scale, names=names)
+    own = net.state_dict()
+    matched = {k: v for k, v in src.state_dict().items() if k in own and own[k].shape == v.shape}
+    net.load_state_dict(matched, strict=False)
+    LOGGER.info(f"Transferred {len(matched)}/{len(own)} tensors from {path}")
+    return net

@@ -108,6 +108,49 @@ def coco_ground_truth(
     }
 
 
+def ground_truth_from_coco(d: Mapping[str, Any], image_ids: Sequence[int]) -> dict[str, Any]:
+    """The official ground truth of ``image_ids``: a COCO instances file's own records.
+
+    Images, annotations and categories are taken from ``d`` as they are (ids, ``bbox``, ``area``
+    from the segmentation, ``iscrowd``), so COCOeval scores crowd regions and area ranges as the
+    official protocol does. Only what COCOeval cannot read is completed or left out: a missing
+    ``area`` becomes ``w * h``, a missing ``iscrowd`` 0, a missing annotation id a fresh one;
+    annotations with a malformed bbox or an unknown category (skipped in training too) are dropped.
+
+    Args:
+        d: a loaded COCO instances dict (checked by ``mirrordet.data.coco_schema.check_coco_tables``).
+        image_ids: the images evaluated (those whose file could be read).
+
+    Returns:
+        A ground-truth dict for :func:`evaluate_coco`, categories sorted by id (= class order).
+    """
+    keep = {int(i) for i in image_ids}
+    categories = sorted(({"id": int(c["id"]), "name": str(c.get("name", c["id"]))} for c in d["categories"]),
+                        key=lambda c: c["id"])
+    known = {c["id"] for c in categories}
+    images = [dict(im) for im in d["images"] if im["id"] in keep]
+    taken = {a["id"] for a in d["annotations"] if isinstance(a.get("id"), int)}
+    next_id = max([0, *taken]) + 1
+    anns = []
+    for a in d["annotations"]:
+        box = a.get("bbox")
+        if a.get("image_id") not in keep or a.get("category_id") not in known:
+            continue
+        if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in box)):
+            continue
+        entry = {**a, "bbox": [float(v) for v in box]}
+        if not isinstance(entry.get("id"), int):
+            entry["id"], next_id = next_id, next_id + 1
+        if not isinstance(entry.get("area"), (int, float)):
+            entry["area"] = float(box[2]) * float(box[3])
+        entry.setdefault("iscrowd", 0)
+        anns.append(entry)
+    return {"info": dict(d.get("info") or {"description": "mirrordet ground truth (from the COCO file)"}),
+            "licenses": list(d.get("licenses") or []), "images": images, "annotations": anns,
+            "categories": categories}
+
+
 def predictions_to_coco(
     image_id: int,
     boxes_xyxy: np.ndarray,

@@ -132,24 +132,30 @@ def test_time_budget_stops_training(tiny_shapes_yaml, tmp_path):
 
 
 def test_time_budget_refits_schedule():
-    """Seconds per epoch and the time left set the new epoch count; the LR follows the new schedule."""
+    """Seconds per epoch and the time left set the new epoch count; the LR follows the new schedule;
+    the settings themselves stay as given."""
     from types import SimpleNamespace
 
     from mirrordet.engine.optim import build_lr_lambda
+    from mirrordet.engine.train_state import EpochPlan, LoopState
     from mirrordet.engine.trainer import Trainer
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
-    lam = build_lr_lambda(2, 0.01)
+    plan = EpochPlan(2, 0.01, False)
+    lam = plan.lr_lambda
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda=lam)
     opt.step()
     sched.step()  # end of epoch 0: LR of epoch 1 on the old 2-epoch schedule
-    trainer = SimpleNamespace(cfg={"epochs": 2, "time": 1.0, "lrf": 0.01, "cos_lr": False}, start_epoch=0,
-                              t_session=time.time() - 60.0, dist=SimpleNamespace(is_main=True, enabled=False),
-                              optimizer=opt, scheduler=sched, lr_lambda=lam, _elapsed=lambda: 60.0)
+    cfg = {"epochs": 2, "time": 1.0, "lrf": 0.01, "cos_lr": False}
+    trainer = SimpleNamespace(cfg=dict(cfg), state=LoopState(), plan=plan, t_session=time.time() - 60.0,
+                              dist=SimpleNamespace(is_main=True, enabled=False), parts=SimpleNamespace(optimizer=opt),
+                              scheduler=sched, _elapsed=lambda: 60.0)
     Trainer._fit_epochs_to_time(trainer, 0)
-    assert 58 <= trainer.cfg["epochs"] <= 60  # 1 epoch done in ~60 s, ~3540 s left
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.01 * build_lr_lambda(trainer.cfg["epochs"], 0.01)(1))
+    assert 58 <= plan.epochs <= 60  # 1 epoch done in ~60 s, ~3540 s left
+    assert trainer.cfg == cfg  # read-only settings
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01 * build_lr_lambda(plan.epochs, 0.01)(1))
     assert opt.param_groups[0]["lr"] > 0.01 * lam(1)  # later decay than on the 2-epoch schedule
+    assert not plan.refit(plan.epochs, 1, opt, sched)  # the same total changes nothing
 
 
 def test_val_runs_a_fused_copy(trained_run, tiny_shapes_yaml, tmp_path):

@@ -133,3 +133,24 @@ def test_unknown_image_id_is_a_clear_error():
     dets = dets + [{"image_id": 999999, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}]
     with pytest.raises(MirrordetError, match="image ids"):
         evaluate_coco(gt, dets)
+
+
+def test_ground_truth_from_a_coco_file_keeps_its_records_and_completes_gaps():
+    from mirrordet.metrics.coco_eval import ground_truth_from_coco
+
+    d = {"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}],
+         "categories": [{"id": 8, "name": "b"}, {"id": 3, "name": "a"}],
+         "annotations": [
+             {"id": 7, "image_id": 1, "category_id": 3, "bbox": [0, 0, 4, 5], "area": 11.5, "iscrowd": 1},
+             {"image_id": 1, "category_id": 8, "bbox": [1, 1, 2, 2]},  # no id, area or iscrowd
+             {"id": 9, "image_id": 1, "category_id": 4, "bbox": [1, 1, 2, 2]},  # unknown category
+             {"id": 10, "image_id": 1, "category_id": 3, "bbox": [1, 1, "x", 2]},  # malformed bbox
+             {"id": 11, "image_id": 2, "category_id": 3, "bbox": [1, 1, 2, 2]},  # image not evaluated
+         ]}
+    gt = ground_truth_from_coco(d, [1])
+    assert [im["id"] for im in gt["images"]] == [1]
+    assert [c["id"] for c in gt["categories"]] == [3, 8]
+    first, second = gt["annotations"]
+    assert first == {"id": 7, "image_id": 1, "category_id": 3, "bbox": [0.0, 0.0, 4.0, 5.0], "area": 11.5,
+                     "iscrowd": 1}
+    assert second["id"] == 12 and second["area"] == 4.0 and second["iscrowd"] == 0
