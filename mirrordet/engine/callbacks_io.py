@@ -12,10 +12,11 @@ import io
 import math
 import numbers
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from mirrordet.utils.files import atomic_write_text
 from mirrordet.utils.log import LOGGER
+from mirrordet.utils.results_table import read_table
 
 __all__ = ["ResultsCSV"]
 
@@ -84,17 +85,11 @@ class ResultsCSV:
         """Rows of the existing file as strings, re-keyed to ``self.columns`` (missing cells empty)."""
         if not self.path.is_file():
             return []
-        with self.path.open("r", encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f, skipinitialspace=True)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            extra = [h for h in header if h not in self.columns]
-            if extra:
-                LOGGER.warning(f"{self.path}: dropping column(s) {extra} not produced by this run")
-            rows = []
-            for raw in reader:
-                clean = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
-                rows.append({c: clean.get(c, "") for c in self.columns})
-        return rows
+        header, rows = read_table(self.path)
+        extra = [h for h in header if h not in self.columns]
+        if extra:
+            LOGGER.warning(f"{self.path}: dropping column(s) {extra} not produced by this run")
+        return [{c: r.get(c, "") for c in self.columns} for r in rows]
 
     @staticmethod
     def _epoch_of(row: dict[str, str]) -> float:
@@ -149,6 +144,4 @@ class ResultsCSV:
         p = Path(path)
         if not p.is_file():
             return []
-        with p.open("r", encoding="utf-8", newline="") as f:
-            header: Iterable[str] = next(csv.reader(f), [])
-        return [h.strip() for h in header]
+        return read_table(p)[0]

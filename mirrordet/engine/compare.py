@@ -39,6 +39,7 @@ from mirrordet.engine.compare_worker import MEMORY_FILE
 from mirrordet.engine.run_dir import claim_dir
 from mirrordet.utils.errors import ConfigError, MirrordetError
 from mirrordet.utils.log import LOGGER
+from mirrordet.utils.results_table import numeric_columns, read_table
 from mirrordet.utils.safe_yaml import load_yaml_file
 
 COMPARE_KEYS = ("models", "seeds", "runs")
@@ -100,19 +101,10 @@ def _read_curves(path: Path) -> dict[str, list[float]]:
     import csv
 
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f, skipinitialspace=True))
+        header, rows = read_table(path)
     except (UnicodeDecodeError, csv.Error) as e:
         raise ConfigError(f"{path}: not a readable results.csv ({e})") from None
-    curves: dict[str, list[float]] = {}
-    for key in (rows[0] if rows else {}):
-        if not isinstance(key, str):  # cells beyond the header
-            continue
-        try:
-            curves[key.strip()] = [float(r[key]) if r[key] not in ("", None) else float("nan") for r in rows]
-        except (TypeError, ValueError):
-            continue
-    return curves
+    return numeric_columns(header, rows) if rows else {}
 
 
 def _read_json_object(path: Path) -> dict[str, Any]:

@@ -290,7 +290,8 @@ class Trainer:
             img = batch_d["img"].to(device, non_blocking=True).float() / 255
             targets = task.targets(batch_d, img, device)
             with autocast(device, self.amp_dtype):
-                loss, items = self.parts.criterion.evaluate(self.parts.train_model(img), targets, img.shape[0])  # DDP-scaled
+                preds = self.parts.train_model(img, targets)  # targets reach heads that sample their own
+                loss, items = self.parts.criterion.evaluate(preds, targets, img.shape[0])  # DDP-scaled
             if not all_true(bool(torch.isfinite(loss)), self.dist, device):  # every rank skips together
                 self._skip_step(epoch, i)
                 continue

@@ -9,7 +9,7 @@ from torch.nn import functional as F
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
 from mirrordet.losses.base import Loss
-from mirrordet.losses.targets import image_targets
+from mirrordet.ops.targets import image_targets
 
 
 def fcos_assign(points: torch.Tensor, gt: torch.Tensor, center_radius: float = 1.5,

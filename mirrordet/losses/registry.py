@@ -37,7 +37,7 @@ def _fcos(head: nn.Module, cfg: Mapping[str, Any]) -> Any:
 def _rcnn(head: nn.Module, cfg: Mapping[str, Any]) -> Any:
     from mirrordet.losses.rcnn import RCNNLoss
 
-    return RCNNLoss(head)
+    return RCNNLoss()
 
 
 def _cross_entropy(head: nn.Module, cfg: Mapping[str, Any]) -> Any:

@@ -9,8 +9,8 @@ from torch.nn import functional as F
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
 from mirrordet.losses.base import Loss
-from mirrordet.losses.targets import image_targets
 from mirrordet.ops.anchor_boxes import decode_boxes, encode_boxes, match_anchors
+from mirrordet.ops.targets import image_targets
 from mirrordet.utils.errors import MirrordetError
 
 

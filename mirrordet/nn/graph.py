@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -58,12 +58,17 @@ class ModelGraph(nn.Module):
         """The largest input stride of the head's levels, at least 32 (input sizes are rounded up to it)."""
         return int(max(float(self.stride.max()), 32.0)) if self.stride.numel() else 32
 
-    def forward(self, x: torch.Tensor) -> Any:
-        """x: [B, ch, H, W] float image batch -> the head's output (see the head's docstring)."""
-        image, outputs = x, {}
+    def forward(self, x: torch.Tensor, targets: Mapping[str, torch.Tensor] | None = None) -> Any:
+        """x: [B, ch, H, W] float image batch -> the head's output (see the head's docstring).
+
+        ``targets`` (the batch's ``cls``, ``bboxes``, ``batch_idx``, ``img``) reach the head in training
+        when it samples its own targets (``Head.needs_targets``); every other layer ignores them.
+        """
+        image, outputs, last = x, {}, len(self.layers) - 1
         for i, (m, src) in enumerate(zip(self.layers, self.sources)):
             ins = [image if k == -1 else (x if k == i - 1 else outputs[k]) for k in src]
-            x = m(ins[0] if len(ins) == 1 else ins)
+            inp = ins[0] if len(ins) == 1 else ins
+            x = m(inp, targets) if i == last and self.training and isinstance(m, Head) and m.needs_targets else m(inp)
             if i in self.save:
                 outputs[i] = x
         return x

@@ -10,6 +10,9 @@ Every head subclasses :class:`Head` and declares:
 - ``traceable``: whether its eval output is a pure function of the input shape, so a traced or
   exported graph reproduces it (False for heads whose eval pass depends on the data, such as the
   number of proposals of a two-stage head).
+- ``needs_targets``: whether its training forward takes the batch's targets,
+  ``forward(x, targets)``, because it assigns and samples them itself (a two-stage head's RoIs, as
+  torchvision's RoIHeads). ``ModelGraph.forward(x, targets)`` hands them over; losses only score.
 
 ``ModelGraph`` calls :meth:`Head.set_strides` once, after probing the input stride of each level
 the head reads; heads with stride-dependent state (anchors, bias priors) set it up there.
@@ -40,6 +43,7 @@ class Head(nn.Module):
     loss: ClassVar[str] = ""
     train_outputs: ClassVar[tuple[str, ...]] = ()
     traceable: ClassVar[bool] = True
+    needs_targets: ClassVar[bool] = False
 
     def set_strides(self, strides: torch.Tensor) -> None:
         """Record the input stride [L] (pixels) of each level the head reads; called once by the graph.

@@ -105,3 +105,15 @@ def match_anchors(gt: torch.Tensor, anchors: torch.Tensor, fg_iou: float, bg_iou
         gi, ai = ((iou == per_gt) & (per_gt > 0)).nonzero(as_tuple=True)
         matched[ai] = idx[ai]
     return matched
+
+
+def sample_balanced(matched: torch.Tensor, num: int, pos_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random positives (matched >= 0, at most ``num * pos_fraction``) and negatives (matched == -1)
+    filling up to ``num``. Returns (positive indices, negative indices)."""
+    pos = (matched >= 0).nonzero(as_tuple=True)[0]
+    neg = (matched == -1).nonzero(as_tuple=True)[0]
+    n_pos = min(int(num * pos_fraction), pos.numel())
+    n_neg = min(num - n_pos, neg.numel())
+    pos = pos[torch.randperm(pos.numel(), device=pos.device)[:n_pos]]
+    neg = neg[torch.randperm(neg.numel(), device=neg.device)[:n_neg]]
+    return pos, neg

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 from mirrordet.plotting.figure import new_figure, save_figure
 from mirrordet.utils.errors import MirrordetError
+from mirrordet.utils.results_table import numeric_columns, read_table
 
 
 def _read_numeric_columns(csv_path: Path) -> tuple[list[float] | None, dict[str, list[float]]]:
     """Parse results.csv -> (epoch values or None, {column: values}) for columns that are all numbers."""
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        rows = [[cell.strip() for cell in row] for row in csv.reader(f) if row]
-    if not rows:
+    header, rows = read_table(csv_path)
+    if not header:
         raise MirrordetError(f"{csv_path} is empty; expected a header row and one row per epoch")
-    header, body = rows[0], rows[1:]
-    columns: dict[str, list[float]] = {}
-    for j, name in enumerate(header):
-        try:
-            columns[name] = [float(r[j]) if j < len(r) and r[j] != "" else math.nan for r in body]
-        except ValueError:
-            continue  # text column: not plotted
+    columns = numeric_columns(header, rows)
     epochs = columns.pop("epoch", None)
     return epochs, columns
 

@@ -2,14 +2,14 @@
 
 import math
 
+import pytest
 import torch
 
 from mirrordet.losses.fcos import FCOSLoss, centerness, fcos_assign
-from mirrordet.losses.rcnn import sample_balanced
 from mirrordet.losses.registry import build_loss
 from mirrordet.losses.retina import RetinaLoss
 from mirrordet.nn.graph import ModelGraph
-from mirrordet.ops.anchor_boxes import encode_boxes
+from mirrordet.ops.anchor_boxes import encode_boxes, sample_balanced
 from mirrordet.ops.nms import NMSSettings
 
 STEM = "nc: 2\nbackbone:\n  - [-1, 1, Conv, [16, 3, 2]]\n  - [-1, 1, Conv, [32, 3, 2]]\n  - [-1, 1, Conv, [32, 3, 2]]\nhead:\n"
@@ -87,7 +87,7 @@ def test_sample_balanced_fraction():
 def test_rcnn_loss_runs_roi_stage_with_gradients():
     model = ModelGraph(STEM + "  - [-1, 1, RCNNHead, [nc, [32], [0.5, 1.0, 2.0], None, 32, [50, 20]]]\n",
                        source="t").train()
-    out = model(torch.rand(2, 3, 64, 64))
+    out = model(torch.rand(2, 3, 64, 64), one_box_batch())  # the head samples its RoIs from the targets
     loss_fn = build_loss(model.head, {})
     assert loss_fn.names == ("rpn_obj", "rpn_box", "roi_cls", "roi_box")
     loss, items = loss_fn.evaluate(out, one_box_batch(), 2)
@@ -98,3 +98,18 @@ def test_rcnn_loss_runs_roi_stage_with_gradients():
     with torch.no_grad():
         dets = model.head.postprocess(model(torch.zeros(2, 3, 64, 64)), NMSSettings(0.0, 0.5, 7))
     assert len(dets) == 2 and all(d.rows().shape[1] == 6 and len(d) <= 7 for d in dets)
+
+
+def test_rcnn_head_in_training_needs_the_targets():
+    from mirrordet.utils.errors import MirrordetError
+
+    model = ModelGraph(STEM + "  - [-1, 1, RCNNHead, [nc, [32], [0.5, 1.0, 2.0], None, 32, [50, 20]]]\n",
+                       source="t").train()
+    with pytest.raises(MirrordetError, match=r"call the model as model\(images, targets\)"):
+        model(torch.rand(1, 3, 64, 64))
+    out = model(torch.rand(2, 3, 64, 64), one_box_batch())
+    rpn_samples, roi_samples = out[2], out[5]
+    assert len(rpn_samples) == len(roi_samples) == 2
+    labels, _ = roi_samples[0]
+    assert (labels > 0).any() and (labels == 0).any()  # the ground truth is a candidate RoI: positives exist
+    assert out[3].shape[0] == sum(len(lab) for lab, _ in roi_samples)

@@ -4,21 +4,26 @@ import pytest
 import torch
 
 
+def one_box_targets(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Detection targets of a batch ``x``: one box of class 0 in the middle of every image."""
+    b = x.shape[0]
+    return {"img": x, "cls": torch.zeros(b, 1), "batch_idx": torch.arange(b).float(),
+            "bboxes": torch.tensor([[0.5, 0.5, 0.4, 0.5]]).repeat(b, 1)}
+
+
 def training_objective(model, out, x: torch.Tensor) -> torch.Tensor:
     """A scalar to backpropagate from a training-mode forward ``out`` of ``model`` on ``x``.
 
-    Usually the sum of the outputs' means. Heads whose loss runs part of the head
-    (``loss_runs_head``, e.g. the two-stage RoI stage) get their real loss on one box per image,
-    so that every parameter can receive a gradient.
+    Usually the sum of the outputs' means. Heads that sample their own targets (``needs_targets``,
+    e.g. the two-stage RoI stage; ``out`` must come from ``model(x, one_box_targets(x))``) get their
+    real loss, so that every parameter can receive a gradient.
     """
-    if getattr(model.layers[-1], "loss_runs_head", False):
+    head = model.layers[-1]
+    if getattr(head, "needs_targets", False):  # also plain modules ending a test model
         from mirrordet.cfg import load_defaults
         from mirrordet.losses.registry import build_loss
 
-        b = x.shape[0]
-        batch = {"img": x, "cls": torch.zeros(b, 1), "batch_idx": torch.arange(b).float(),
-                 "bboxes": torch.tensor([[0.5, 0.5, 0.4, 0.5]]).repeat(b, 1)}
-        loss, items = build_loss(model.layers[-1], load_defaults()).evaluate(out, batch, b)
+        loss, items = build_loss(head, load_defaults()).evaluate(out, one_box_targets(x), x.shape[0])
         assert torch.isfinite(items).all()
         return loss
     outs = out if isinstance(out, list) else [out]
@@ -40,6 +45,11 @@ def upstream_parameters(model) -> list[tuple[str, torch.nn.Parameter]]:
 @pytest.fixture
 def objective():
     return training_objective
+
+
+@pytest.fixture
+def box_targets():
+    return one_box_targets
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ def test_models_folder_is_found():
 
 
 @pytest.mark.parametrize("name", MODEL_YAMLS)
-def test_model_yaml_forward_backward(name, objective):
+def test_model_yaml_forward_backward(name, objective, box_targets):
     model = build_model(name, nc=3).train()
     x = torch.randn(2, 3, 64, 64)
-    out = model(x)
+    out = model(x, box_targets(x))
     objective(model, out, x).backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing

@@ -1,30 +1,30 @@
 """RCNNHead: a two-stage Faster R-CNN head (RPN + RoIAlign box head with class-specific regression).
 
-Contract with the trainer and validator (the two-stage extension of the one-stage heads):
-- ``loss = "rcnn"`` and ``loss_runs_head = True``: in training the head returns the RPN outputs,
-  proposals and features; the loss (mirrordet.losses.rcnn.RCNNLoss, given the head) samples RoIs
-  against the targets and runs :meth:`RCNNHead.roi_forward` itself.
-- eval: the head returns per-class boxes and scores of its proposals; :meth:`postprocess`
-  (called by the validator instead of the shared NMS) applies score threshold, class-wise NMS
-  and ``max_det``.
+As torchvision's RPN and RoIHeads, the head owns its targets in training (``needs_targets``): it
+matches and samples anchors for the RPN and proposals (plus the ground truth) for the RoI stage,
+runs the RoI stage on the sampled RoIs, and returns everything the loss
+(:class:`mirrordet.losses.rcnn.RCNNLoss`) scores. In eval it returns per-class boxes and scores of
+its proposals, which :meth:`RCNNHead.postprocess` turns into detections.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any, Mapping
 
 import torch
 from torch import nn
-from torchvision.ops import MultiScaleRoIAlign, clip_boxes_to_image, remove_small_boxes
+from torchvision.ops import MultiScaleRoIAlign, box_iou, clip_boxes_to_image, remove_small_boxes
 
 from mirrordet.nn.head import DetectionHead
 from mirrordet.nn.modules.base import BuildContext, check_args, flat_channels
 from mirrordet.nn.modules.rpn import RPN
-from mirrordet.ops.anchor_boxes import ROI_WEIGHTS, decode_boxes
+from mirrordet.ops.anchor_boxes import ROI_WEIGHTS, decode_boxes, encode_boxes, match_anchors, sample_balanced
 from mirrordet.ops.detections import Detections
 from mirrordet.ops.nms import NMSSettings, select_and_suppress
+from mirrordet.ops.targets import image_targets
 from mirrordet.registry import MODULES
-from mirrordet.utils.errors import ModelConfigError
+from mirrordet.utils.errors import MirrordetError, ModelConfigError
 
 
 
@@ -40,9 +40,10 @@ class RCNNHead(DetectionHead):
             kept after NMS (train, eval).
 
     Forward:
-        training: [objectness [B, A, 1] logits, rpn deltas [B, A, 4], anchors [B, A, 4] xyxy pixels,
-            proposals [B, P, 4] xyxy pixels (zero-padded, detached), counts [B] (valid proposals),
-            *levels (the L input maps)].
+        training (``forward(x, targets)``): [objectness [B, A, 1] logits, rpn deltas [B, A, 4],
+            per image (sampled anchors [k], objectness targets [k], positive anchors [p], box targets
+            [p, 4]), RoI logits [R, nc + 1], RoI deltas [R, nc + 1, 4], per image (RoI labels [r_i],
+            0 = background, box targets [r_i, 4])]; R = sum r_i sampled RoIs.
         eval: [B, R, nc, 5]: per proposal and class the regressed box (x1, y1, x2, y2 pixels) and the
             softmax class probability (0 for padding rows); see :meth:`postprocess`.
     """
@@ -50,9 +51,13 @@ class RCNNHead(DetectionHead):
     yaml_example = (-1, ["nc", None, [0.5, 1.0, 2.0], None, 64, [64, 32]])  # (from, args) of a test row
 
     loss = "rcnn"
-    train_outputs = ("objectness", "deltas", "anchors", "proposals", "proposal_counts", "*features")
+    train_outputs = ("objectness", "rpn_deltas", "rpn_samples", "roi_logits", "roi_deltas", "roi_samples")
     traceable = False  # the number of proposals depends on the data
-    loss_runs_head = True
+    needs_targets = True
+    # target assignment (torchvision's Faster R-CNN defaults): RPN IoU (fg, bg), anchors sampled per image
+    # and their positive fraction; RoI foreground IoU, RoIs sampled per image and their positive fraction
+    rpn_iou, rpn_batch, rpn_pos = (0.7, 0.3), 256, 0.5
+    roi_iou, roi_batch, roi_pos = 0.5, 512, 0.25
 
     def __init__(self, nc: int, ch: tuple[int, ...], sizes: list[float] | None = None,
                  ratios: list[float] = (0.5, 1.0, 2.0), roi_levels: int | None = None, fc_dim: int = 1024,
@@ -92,18 +97,57 @@ class RCNNHead(DetectionHead):
         h = self.box_head(pooled)
         return self.cls_score(h), self.bbox_pred(h).view(-1, self.nc + 1, 4)
 
-    def forward(self, x: list[torch.Tensor] | torch.Tensor) -> list[torch.Tensor] | torch.Tensor:
+    def sample_targets(self, anchors: torch.Tensor, props: list[torch.Tensor], targets: Mapping[str, torch.Tensor],
+                       dtype: torch.dtype) -> tuple[list[tuple], list[torch.Tensor], list[tuple]]:
+        """Match and sample both stages' training targets, image by image.
+
+        Args:
+            anchors: [A, 4] xyxy pixels. props: B proposal sets [P_i, 4] xyxy pixels (detached).
+            targets: the batch's ``cls``, ``bboxes`` (normalized xywh), ``batch_idx``, ``img``.
+            dtype: the RPN outputs' dtype (proposals are candidates at that precision).
+
+        Returns:
+            per image (sampled anchors, objectness targets, positive anchors, their box targets),
+            per image the sampled RoIs [r_i, 4], per image (RoI labels [r_i], box targets [r_i, 4]).
+        """
+        rpn_samples, rois, roi_samples = [], [], []
+        a = anchors.float()
+        for i, (labels, gt) in enumerate(image_targets(targets, len(props), anchors.device)):
+            matched = match_anchors(gt, a, *self.rpn_iou)
+            pos, neg = sample_balanced(matched, self.rpn_batch, self.rpn_pos)
+            target = torch.cat([torch.ones_like(pos), torch.zeros_like(neg)]).float()
+            box_target = encode_boxes(gt[matched[pos]], a[pos]) if pos.numel() else a.new_zeros(0, 4)
+            rpn_samples.append((torch.cat([pos, neg]), target, pos, box_target))
+            cand = torch.cat([props[i].to(dtype).float(), gt])  # proposals + ground truth, matched at roi_iou
+            if gt.numel():
+                iou, idx = box_iou(gt, cand).max(0)
+                m = torch.where(iou >= self.roi_iou, idx, torch.full_like(idx, -1))
+            else:
+                m = torch.full((cand.shape[0],), -1, dtype=torch.long, device=cand.device)
+            pos, neg = sample_balanced(m, self.roi_batch, self.roi_pos)
+            sel = torch.cat([pos, neg])
+            rois.append(cand[sel])
+            lab = torch.zeros(sel.numel(), dtype=torch.long, device=cand.device)
+            lab[: pos.numel()] = labels[m[pos]] + 1
+            tg = torch.zeros(sel.numel(), 4, device=cand.device)
+            if pos.numel():
+                tg[: pos.numel()] = encode_boxes(gt[m[pos]], cand[pos], ROI_WEIGHTS)
+            roi_samples.append((lab, tg))
+        return rpn_samples, rois, roi_samples
+
+    def forward(self, x: list[torch.Tensor] | torch.Tensor,
+                targets: Mapping[str, torch.Tensor] | None = None) -> list[Any] | torch.Tensor:
         x = [x] if isinstance(x, torch.Tensor) else list(x)  # one level arrives as a tensor
         obj, deltas, anchors, per_level = self.rpn(x, self.stride.tolist(), self.anchor_sizes())
         props = self.rpn.proposals(obj, deltas, anchors, per_level, self.image_hw(x))
         b = len(props)
         if self.training:
-            p = max(max(len(q) for q in props), 1)
-            padded = obj.new_zeros(b, p, 4)
-            for i, q in enumerate(props):
-                padded[i, : len(q)] = q
-            counts = torch.tensor([len(q) for q in props], device=obj.device, dtype=obj.dtype)
-            return [obj, deltas, anchors.expand(b, -1, -1), padded, counts, *x]
+            if targets is None:
+                raise MirrordetError("RCNNHead samples its RoIs from the targets in training: call the model as "
+                                     "model(images, targets)")
+            rpn_samples, rois, roi_samples = self.sample_targets(anchors, props, targets, obj.dtype)
+            logits, rdeltas = self.roi_forward(x, rois)
+            return [obj, deltas, rpn_samples, logits, rdeltas, roi_samples]
         logits, rdeltas = self.roi_forward(x, props)
         scores = logits.float().softmax(-1)[:, 1:]  # [R, nc]
         rois = torch.cat(props).float()[:, None].expand(-1, self.nc, -1)

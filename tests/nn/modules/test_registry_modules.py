@@ -17,15 +17,24 @@ def example_yaml(name: str) -> str:
     return f"nc: 3\nbackbone:\n{STEM}head:\n  - [{src}, 1, {name}, {args!r}]\n"
 
 
+def _leaves(o):
+    """The tensors inside a (nested) training output."""
+    if isinstance(o, torch.Tensor):
+        return [o]
+    return [t for x in o for t in _leaves(x)] if isinstance(o, (list, tuple)) else []
+
+
 @pytest.mark.parametrize("name", MODULES.names())
-def test_module_builds_runs_and_backprops(name, objective, upstream):
+def test_module_builds_runs_and_backprops(name, objective, upstream, box_targets):
     model = ModelGraph(example_yaml(name), source=f"<{name}>")
     model.train()
     x = torch.randn(2, 3, 64, 64)
-    out = model(x)
+    out = model(x, box_targets(x))  # targets reach only heads that sample their own
     outs = out if isinstance(out, list) else [out]
-    assert all(torch.isfinite(o).all() for o in outs)
-    assert all(o.shape[0] == 2 for o in outs)
+    tensors = [t for o in outs for t in _leaves(o)]
+    assert tensors and all(torch.isfinite(t).all() for t in tensors)
+    if not getattr(model.layers[-1], "needs_targets", False):  # those also return per-RoI and per-image entries
+        assert all(o.shape[0] == 2 for o in outs)
     objective(model, out, x).backward()
     missing = [n for n, p in upstream(model) if p.grad is None]  # the stem is unused when the row reads the image
     assert not missing, f"parameters without gradient: {missing}"

@@ -1,4 +1,4 @@
-"""Per-image ground truth of a detection batch, for losses that loop over images."""
+"""Per-image ground truth of a detection batch, for losses and heads that loop over images."""
 
 from __future__ import annotations
 
