@@ -71,19 +71,23 @@ def letterbox(
     if not scaleup:
         r = min(r, 1.0)
     h1, w1 = min(H, max(1, round(h0 * r))), min(W, max(1, round(w0 * r)))
+    return resize_and_pad(img, (h1, w1), (H, W), cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR)
+
+
+def resize_and_pad(img: np.ndarray, size: tuple[int, int], canvas: tuple[int, int],
+                   interpolation: int) -> tuple[np.ndarray, RatioPad]:
+    """Resize ``img`` [h0, w0, 3] to ``size`` (h1, w1) and centre it on a ``canvas`` (H, W) of value 114.
+
+    The one resize-and-pad of every letterbox (training/validation data and prediction). Returns
+    (image [H, W, 3], ratio_pad ((h1 / h0, w1 / w0), (pad_w, pad_h))).
+    """
+    (h0, w0), (h1, w1), (H, W) = img.shape[:2], size, canvas
     if (h1, w1) != (h0, w0):
-        img = cv2.resize(img, (w1, h1), interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR)
+        img = cv2.resize(img, (w1, h1), interpolation=interpolation)
     top, left = (H - h1) // 2, (W - w1) // 2
     if (h1, w1) != (H, W):
-        img = cv2.copyMakeBorder(
-            img,
-            top,
-            H - h1 - top,
-            left,
-            W - w1 - left,
-            cv2.BORDER_CONSTANT,
-            value=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
-        )
+        img = cv2.copyMakeBorder(img, top, H - h1 - top, left, W - w1 - left, cv2.BORDER_CONSTANT,
+                                 value=(PAD_VALUE, PAD_VALUE, PAD_VALUE))
     return img, ((h1 / h0, w1 / w0), (float(left), float(top)))
 
 

@@ -225,6 +225,7 @@ def export_model(net: ModelGraph, overrides: Mapping[str, Any] | None = None,
         ConfigError: bad settings or a missing optional package. ExportError: the export failed or the
         exported file does not reproduce the PyTorch outputs.
     """
+    from mirrordet.data.preprocess import stride_multiple
     from mirrordet.engine.inference import prepare_model
     from mirrordet.engine.run_dir import run_dir
     from mirrordet.engine.setup import mode_settings
@@ -241,7 +242,7 @@ def export_model(net: ModelGraph, overrides: Mapping[str, Any] | None = None,
                           f"(YOLO Detect, Classify); the {type(graph.head).__name__} head is not traceable (its eval "
                           "pass may depend on the data, which a traced graph would freeze)")
     stride = graph.max_stride
-    imgsz = -(-int(cfg["imgsz"]) // stride) * stride
+    imgsz = stride_multiple(int(cfg["imgsz"]), stride)
     if imgsz != cfg["imgsz"]:
         LOGGER.warning(f"imgsz={cfg['imgsz']} is not a multiple of the max stride {stride}; exporting at {imgsz}")
     device = select_device(cfg["device"] if cfg["device"] is not None and fmt == "torchscript" else "cpu")

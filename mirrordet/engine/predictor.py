@@ -15,7 +15,6 @@ frames), ``predictions.json`` (``save_json``, COCO-style records).
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -25,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mirrordet.data.transforms import PAD_VALUE, RatioPad
+from mirrordet.data.preprocess import letterbox_rect, stride_multiple, to_unit_float
+from mirrordet.data.transforms import RatioPad
 from mirrordet.engine.inference import InferenceRunner, prepare_model
 from mirrordet.engine.predict_outputs import PredictOutputs, log_line
 from mirrordet.engine.results import Result
@@ -37,31 +37,6 @@ from mirrordet.utils.log import LOGGER
 
 PREDICT_CONF = 0.25  # score threshold of `predict` when `conf` is null
 TASKS = ("detect", "classify")
-
-
-def letterbox_rect(img: np.ndarray, imgsz: int, stride: int) -> tuple[np.ndarray, RatioPad]:
-    """Resize the longer side to ``imgsz`` (bilinear) and pad both sides to multiples of ``stride``, centred.
-
-    Args:
-        img: BGR uint8 [h0, w0, 3].
-        imgsz: target of the longer side (a multiple of ``stride``).
-        stride: the model's largest stride.
-
-    Returns:
-        (image [H, W, 3] with H, W multiples of ``stride``, ratio_pad ((gain_h, gain_w), (pad_w, pad_h)))
-        where an original pixel x maps to ``x * gain_w + pad_w``.
-    """
-    h0, w0 = img.shape[:2]
-    r = min(imgsz / h0, imgsz / w0)
-    h1, w1 = min(imgsz, max(1, round(h0 * r))), min(imgsz, max(1, round(w0 * r)))
-    H, W = math.ceil(h1 / stride) * stride, math.ceil(w1 / stride) * stride
-    if (h1, w1) != (h0, w0):
-        img = cv2.resize(img, (w1, h1), interpolation=cv2.INTER_LINEAR)
-    top, left = (H - h1) // 2, (W - w1) // 2
-    if (h1, w1) != (H, W):
-        img = cv2.copyMakeBorder(img, top, H - h1 - top, left, W - w1 - left, cv2.BORDER_CONSTANT,
-                                 value=(PAD_VALUE, PAD_VALUE, PAD_VALUE))
-    return img, ((h1 / h0, w1 / w0), (float(left), float(top)))
 
 
 def center_crop(img: np.ndarray, size: int) -> np.ndarray:
@@ -104,7 +79,7 @@ class Predictor:
         self.agnostic = bool(cfg.get("agnostic_nms", False))
         imgsz = self.imgsz = int(cfg.get("imgsz", 640))
         if self.task != "classify":
-            self.imgsz = max(math.ceil(imgsz / self.stride) * self.stride, self.stride)
+            self.imgsz = stride_multiple(imgsz, self.stride)
         if self.imgsz != imgsz:
             LOGGER.warning(f"imgsz={imgsz} is not a multiple of the max stride {self.stride}; using {self.imgsz}")
         self.batch = max(1, int(cfg.get("batch", 1)))
@@ -146,7 +121,7 @@ class Predictor:
             rgb = [cv2.cvtColor(shaped[i][0], cv2.COLOR_BGR2RGB) for i in idx]
             arr = rgb[0][None] if len(rgb) == 1 else np.stack(rgb)  # [b, H, W, 3] uint8
             x = torch.from_numpy(arr).to(self.device, non_blocking=True)
-            x = (x.half() if self.half else x.float()).mul_(1 / 255.0).permute(0, 3, 1, 2)  # NCHW view, NHWC memory
+            x = to_unit_float(x, self.half).permute(0, 3, 1, 2)  # NCHW view, NHWC memory
             out.append((x, idx, [shaped[i][1] for i in idx]))
         return out
 
@@ -271,8 +246,8 @@ class Predictor:
             return self.imgsz, self.imgsz
         h0, w0 = img.shape[:2]
         r = min(self.imgsz / h0, self.imgsz / w0)
-        return (math.ceil(min(self.imgsz, max(1, round(h0 * r))) / self.stride) * self.stride,
-                math.ceil(min(self.imgsz, max(1, round(w0 * r))) / self.stride) * self.stride)
+        return (stride_multiple(min(self.imgsz, max(1, round(h0 * r))), self.stride),
+                stride_multiple(min(self.imgsz, max(1, round(w0 * r))), self.stride))
 
 
 def _batched(frames: Iterator[Frame], n: int) -> Iterator[list[Frame]]:

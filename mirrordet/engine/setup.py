@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
 
 from mirrordet.cfg import get_cfg
 from mirrordet.data.dataset_yaml import load_dataset_yaml
+from mirrordet.data.preprocess import stride_multiple
 from mirrordet.utils.errors import ConfigError, DatasetError
 from mirrordet.utils.log import LOGGER
 
@@ -53,7 +53,7 @@ def resolve_settings(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict
 
 def check_imgsz(imgsz: int, stride: int) -> int:
     """``imgsz`` rounded up to a multiple of the model's max stride (with a log line if changed)."""
-    new = max(int(math.ceil(imgsz / stride) * stride), stride)
+    new = stride_multiple(imgsz, stride)
     if new != imgsz:
         LOGGER.warning(f"imgsz={imgsz} is not a multiple of the max stride {stride}; using {new}")
     return new

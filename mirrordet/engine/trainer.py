@@ -20,6 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from mirrordet.data.loader import set_loader_epoch
+from mirrordet.data.preprocess import to_unit_float
 from mirrordet.engine.callbacks_io import ResultsCSV
 from mirrordet.engine.amp import amp_dtype, autocast
 from mirrordet.engine.checkpoint import cpu_state, load_state_dict_checked, save_checkpoint, strip_for_inference
@@ -287,7 +288,7 @@ class Trainer:
                 warmup_step(self.parts.optimizer, ni, self.plan.warmup_iters, epoch, self.plan.lr_lambda, self.parts.lr0, cfg["warmup_bias_lr"],
                             self.parts.momentum, cfg["warmup_momentum"])
                 self.state.accumulate = max(1, int(np.interp(ni, [0, self.plan.warmup_iters], [1, cfg["nbs"] / cfg["batch"]]).round()))
-            img = batch_d["img"].to(device, non_blocking=True).float() / 255
+            img = to_unit_float(batch_d["img"].to(device, non_blocking=True))
             targets = task.targets(batch_d, img, device)
             with autocast(device, self.amp_dtype):
                 preds = self.parts.train_model(img, targets)  # targets reach heads that sample their own

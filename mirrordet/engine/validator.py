@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from mirrordet.data.coco import read_coco_json
 from mirrordet.data.dataset import DetectionDataset
+from mirrordet.data.preprocess import to_unit_float
 from mirrordet.metrics.coco_eval import coco_ground_truth, evaluate_coco, ground_truth_from_coco, predictions_to_coco
 from mirrordet.metrics.confusion import ConfusionMatrix
 from mirrordet.metrics.detection import DetectionStats, format_class_table
@@ -99,7 +100,7 @@ class DetectionValidator:
         for batch in bar:
             t0 = time.perf_counter()
             img = batch["img"].to(device, non_blocking=True)
-            img = (img.half() if half else img.float()) / 255
+            img = to_unit_float(img, half)
             if channels_last:
                 img = img.contiguous(memory_format=torch.channels_last)
             t1 = time.perf_counter()

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from mirrordet.data.preprocess import to_unit_float
 from mirrordet.utils.files import atomic_write_text
 from mirrordet.utils.log import LOGGER
 
@@ -47,7 +48,7 @@ class ClassificationValidator:
         top5_hits, n = 0, 0
         for batch in tqdm(self.loader, desc="val", leave=False, disable=not verbose, dynamic_ncols=True):
             img = batch["img"].to(device, non_blocking=True)
-            img = (img.half() if half else img.float()) / 255
+            img = to_unit_float(img, half)
             if channels_last:
                 img = img.contiguous(memory_format=torch.channels_last)
             probs = model(img).float()

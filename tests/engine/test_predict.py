@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from mirrordet.cli import main
+from mirrordet.data.preprocess import letterbox_rect
 from mirrordet.engine.checkpoint import CKPT_FORMAT, save_checkpoint
-from mirrordet.engine.predictor import letterbox_rect
 from mirrordet.engine.results import Result, plural
 from mirrordet.engine.sources import iter_frames, resolve_source
 from mirrordet.model import Model

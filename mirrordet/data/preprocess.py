@@ -1,0 +1,41 @@
+"""The model-input conventions every mode shares: sizes in multiples of the model's stride, the
+letterbox of prediction (validation data uses data.transforms.letterbox; both share one
+resize-and-pad), and uint8 images scaled to [0, 1] floats (training, validation, prediction)."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import torch
+
+from mirrordet.data.transforms import RatioPad, resize_and_pad
+
+
+def stride_multiple(size: int | float, stride: int) -> int:
+    """The smallest multiple of ``stride`` that is >= ``size`` (at least one ``stride``)."""
+    return max(int(math.ceil(size / stride)) * stride, stride)
+
+
+def to_unit_float(images: torch.Tensor, half: bool = False) -> torch.Tensor:
+    """uint8 images (any layout) -> float32 (float16 when ``half``) in [0, 1]: ``images / 255``."""
+    return (images.half() if half else images.float()) / 255
+
+
+def letterbox_rect(img: np.ndarray, imgsz: int, stride: int) -> tuple[np.ndarray, RatioPad]:
+    """Resize the longer side to ``imgsz`` (bilinear) and pad both sides to multiples of ``stride``, centred.
+
+    Args:
+        img: BGR uint8 [h0, w0, 3].
+        imgsz: target of the longer side (a multiple of ``stride``).
+        stride: the model's largest stride.
+
+    Returns:
+        (image [H, W, 3] with H, W multiples of ``stride``, ratio_pad ((gain_h, gain_w), (pad_w, pad_h)))
+        where an original pixel x maps to ``x * gain_w + pad_w``.
+    """
+    h0, w0 = img.shape[:2]
+    r = min(imgsz / h0, imgsz / w0)
+    h1, w1 = min(imgsz, max(1, round(h0 * r))), min(imgsz, max(1, round(w0 * r)))
+    return resize_and_pad(img, (h1, w1), (stride_multiple(h1, stride), stride_multiple(w1, stride)), cv2.INTER_LINEAR)
