@@ -85,11 +85,9 @@ def format_overrides(overrides: dict[str, Any]) -> list[str]:
 
 
 def _mode_val(overrides: dict[str, Any]) -> int:
-    from mirrordet.engine.modes import validate_model
-    from mirrordet.model import Model
+    from mirrordet.engine.modes import val_mode
 
-    cfg = get_cfg(overrides)
-    validate_model(Model(cfg["model"], nc=cfg["nc"], scale=cfg["scale"]).model, overrides)
+    val_mode(overrides)
     return 0
 
 
@@ -101,23 +99,16 @@ def _mode_compare(overrides: dict[str, Any]) -> int:
 
 
 def _mode_predict(overrides: dict[str, Any]) -> int:
-    from mirrordet.engine.modes import predict_model
-    from mirrordet.model import Model
+    from mirrordet.engine.modes import predict_mode
 
-    cfg = get_cfg(overrides)
-    model = Model(cfg["model"], nc=cfg["nc"], scale=cfg["scale"])
-    for _ in predict_model(model.model, overrides=overrides, stream=True, cli=True, train_args=model.train_args):
-        pass
+    predict_mode(overrides)
     return 0
 
 
 def _mode_export(overrides: dict[str, Any]) -> int:
-    from mirrordet.engine.exporter import export_model
-    from mirrordet.model import Model
+    from mirrordet.engine.modes import export_mode
 
-    cfg = get_cfg(overrides)
-    model = Model(cfg["model"], nc=cfg["nc"], scale=cfg["scale"])
-    export_model(model.model, overrides, train_args=model.train_args, source=model.source)
+    export_mode(overrides)
     return 0
 
 

@@ -8,8 +8,9 @@ from typing import Any
 import torch
 
 from mirrordet.engine.checkpoint_format import Checkpoint
-from mirrordet.engine.weights import load_weights
-from mirrordet.nn.graph import build_model
+from mirrordet.engine.weights import load_weights, open_network
+
+__all__ = ["Model", "load_weights"]  # load_weights: kept importable from here for existing scripts
 from mirrordet.nn.info import ModelSummary, layer_table, summarize
 from mirrordet.utils.log import LOGGER, setup_logging
 
@@ -28,10 +29,7 @@ class Model:
         self.source = str(model)
         self.ckpt: Checkpoint | None = None
         self._predict_cache: dict[str, Any] = {}  # the fused inference copy, reused while the weights are unchanged
-        if Path(self.source).suffix == ".pt":
-            self.model, self.ckpt = load_weights(self.source)
-        else:
-            self.model = build_model(self.source, nc=nc, scale=scale)
+        self.model, self.ckpt = open_network(self.source, nc=nc, scale=scale)
 
     @property
     def train_args(self) -> dict[str, Any]:

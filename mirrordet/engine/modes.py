@@ -12,17 +12,54 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from mirrordet.cfg import get_cfg
 from mirrordet.engine.inference import InferenceRunner, prepare_model, weights_stamp
 from mirrordet.engine.predictor import Predictor
 from mirrordet.engine.results import Result
 from mirrordet.engine.run_dir import run_dir
-from mirrordet.engine.setup import check_classes, check_imgsz, mode_settings, resolve_settings
+from mirrordet.engine.setup import MODEL_KEYS, check_classes, check_imgsz, mode_settings, resolve_settings
 from mirrordet.engine.sources import resolve_source
 from mirrordet.engine.tasks import task_for
+from mirrordet.engine.checkpoint_format import Checkpoint
+from mirrordet.engine.weights import open_network
 from mirrordet.nn.graph import ModelGraph
 from mirrordet.utils.errors import ConfigError
 from mirrordet.utils.log import LOGGER
 from mirrordet.utils.torch_utils import select_device
+
+def load_network(overrides: Mapping[str, Any]) -> tuple[ModelGraph, Checkpoint | None, str]:
+    """(network, its checkpoint or None, the ``model`` setting) of the network the settings name
+    (``model``, with ``nc``/``scale`` for a YAML).
+
+    Only :data:`~mirrordet.engine.setup.MODEL_KEYS` are resolved here: the rest of a mode's
+    settings may depend on the checkpoint (its training imgsz) and are resolved once, after.
+    """
+    ident = get_cfg({k: overrides[k] for k in MODEL_KEYS if k in overrides})
+    name = str(ident["model"])
+    return (*open_network(name, nc=ident["nc"], scale=ident["scale"]), name)
+
+
+def val_mode(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`mirrordet val`: the named network validated on ``data``'s ``split``; returns the metrics."""
+    net, _, _ = load_network(overrides)
+    return validate_model(net, overrides)
+
+
+def predict_mode(overrides: Mapping[str, Any]) -> None:
+    """`mirrordet predict`: the named network over ``source``, results streamed to the run folder."""
+    net, ckpt, _ = load_network(overrides)
+    for _ in predict_model(net, overrides=overrides, stream=True, cli=True,
+                           train_args=ckpt.train_args if ckpt is not None else None):
+        pass
+
+
+def export_mode(overrides: Mapping[str, Any]) -> Path:
+    """`mirrordet export`: the named network exported and checked; returns the file's path."""
+    from mirrordet.engine.exporter import export_model
+
+    net, ckpt, name = load_network(overrides)
+    return export_model(net, overrides, train_args=ckpt.train_args if ckpt is not None else None, source=name).path
+
 
 def validate_model(net: ModelGraph, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """`mirrordet val`: validate the network ``net`` on ``data``'s ``split`` (``net`` is not changed).

@@ -10,6 +10,7 @@ from mirrordet.data.preprocess import stride_multiple
 from mirrordet.utils.errors import ConfigError, DatasetError
 from mirrordet.utils.log import LOGGER
 
+MODEL_KEYS = ("model", "nc", "scale")  # the settings that name a network (read before the others)
 # Settings each mode defaults differently from the training defaults of cfg/default.yaml.
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     "predict": {"batch": 1},

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mirrordet.engine.checkpoint import load_checkpoint, load_state_dict_checked
 from mirrordet.engine.checkpoint_format import Checkpoint
-from mirrordet.nn.graph import ModelGraph
+from mirrordet.nn.graph import ModelGraph, build_model
 from mirrordet.utils.errors import CheckpointError
 from mirrordet.utils.log import LOGGER
 
@@ -56,3 +56,13 @@ def transfer_weights(path: str | Path, nc: int, names: dict[int, str] | None = N
     net.load_state_dict(matched, strict=False)
     LOGGER.info(f"Transferred {len(matched)}/{len(own)} tensors from {path}")
     return net
+
+
+def open_network(model: str | Path, nc: int | None = None, scale: str | None = None
+                 ) -> tuple[ModelGraph, Checkpoint | None]:
+    """The network ``model`` names: a mirrordet ``.pt`` checkpoint (with its weights; ``nc`` and
+    ``scale`` are the checkpoint's) or a model YAML, a path or a bundled name (freshly initialized,
+    built for ``nc`` classes at ``scale``). Returns (network, checkpoint or None)."""
+    if Path(str(model)).suffix == ".pt":
+        return load_weights(model)
+    return build_model(model, nc=nc, scale=scale), None

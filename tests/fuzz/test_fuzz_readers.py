@@ -22,7 +22,7 @@ from mirrordet.data.cifar import read_cifar_batch
 from mirrordet.data.coco import coco_to_records, read_coco_json
 from mirrordet.data.dataset_yaml import load_dataset_yaml
 from mirrordet.engine.checkpoint import CKPT_FORMAT, save_checkpoint
-from mirrordet.model import load_weights
+from mirrordet.engine.weights import load_weights
 from mirrordet.utils.errors import MirrordetError
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
