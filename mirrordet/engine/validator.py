@@ -93,7 +93,8 @@ class DetectionValidator:
         was_training = model.training
         model.eval()
         nc = len(self.names)
-        stats, confusion, dets = DetectionStats(nc), ConfusionMatrix(nc), []
+        # P, R and the PR curve are taken at IoU 0.5; the APs at 0.50:0.95 are COCOeval's (not computed twice)
+        stats, confusion, dets = DetectionStats(nc, iou_thresholds=(0.5,)), ConfusionMatrix(nc), []
         times = np.zeros(3)
         bar = tqdm(self.loader, desc="val", leave=False, disable=not verbose, dynamic_ncols=True)
         first = None  # (batch, NMS output) of the first batch, for val_batch0.png

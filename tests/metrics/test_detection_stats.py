@@ -112,3 +112,29 @@ def test_format_class_table_all_row_first_and_aligned():
     assert light.split()[-4:] == ["0.000", "0.000", "-", "-"]
     car = next(line for line in lines if line.split()[0] == "car")
     assert car.split()[1:3] == ["2", "3"]
+
+
+def test_iou_05_alone_gives_the_same_precision_recall_and_curve():
+    """The validator matches at IoU 0.5 only (COCOeval gives the APs): P, R, the chosen confidence
+    and the PR curve equal those of the full 0.50:0.95 matching."""
+    import numpy as np
+    import torch
+
+    from mirrordet.metrics.detection import DetectionStats
+
+    rng = np.random.default_rng(0)
+    full, half = DetectionStats(3), DetectionStats(3, iou_thresholds=(0.5,))
+    for _ in range(6):
+        gt = rng.uniform(0, 80, (5, 2))
+        gt_boxes = np.concatenate([gt, gt + rng.uniform(10, 30, (5, 2))], 1)
+        gt_cls = rng.integers(0, 3, 5)
+        pred = np.concatenate([gt_boxes + rng.normal(0, 4, gt_boxes.shape), rng.uniform(0, 1, (5, 1)),
+                               rng.integers(0, 3, (5, 1))], 1)
+        for s in (full, half):
+            s.update(torch.from_numpy(pred), gt_cls, gt_boxes)
+    a, b = full.compute(), half.compute()
+    np.testing.assert_array_equal(a.p, b.p)
+    np.testing.assert_array_equal(a.r, b.r)
+    np.testing.assert_array_equal(a.py, b.py)
+    assert a.best_conf == b.best_conf
+    np.testing.assert_array_equal(a.ap50, b.ap50)
