@@ -14,6 +14,7 @@ stays a plain string that the module validates (no string is ever evaluated).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -189,7 +190,8 @@ def parse_model(d: dict, nc: int | None = None, scale: str | None = None, ch: in
     if not isinstance(nc, int) or isinstance(nc, bool) or not 1 <= nc <= MAX_CLASSES:
         raise ModelConfigError(f"{source}: `nc` must be a positive integer (at most {MAX_CLASSES:,}), got {nc!r}")
     depth, width, max_ch = pick_scale(d, scale, source)
-    ctx = BuildContext(nc=nc, width=width, depth=depth, max_channels=max_ch)
+    ctx = BuildContext(nc=nc, width=width, depth=depth, max_channels=max_ch,
+                       scale=scale if scale is not None else next(iter(d.get("scales") or {}), None))
 
     rows = [("backbone", j, r) for j, r in enumerate(d["backbone"])] + [("head", j, r) for j, r in enumerate(d["head"])]
     if not rows:
@@ -220,6 +222,8 @@ def parse_model(d: dict, nc: int | None = None, scale: str | None = None, ch: in
                 raise ModelConfigError(f"{name} reads a list of feature maps, but `from` {short_repr(f)} gives it "
                                        "one tensor; list the layers it reads, e.g. [15, 18, 21]")
             module, c_out, shown = cls.from_yaml(c_in, args, n, ctx)
+            if getattr(cls, "marks_depthwise_head", False) and not ctx.depthwise_head:
+                ctx = dataclasses.replace(ctx, depthwise_head=True)
         except MirrordetError as e:
             raise ModelConfigError(f"{where}: {_brief(e)}") from None
         except (TypeError, ValueError, IndexError, RuntimeError, OverflowError, ZeroDivisionError) as e:

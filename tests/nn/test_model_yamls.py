@@ -48,6 +48,31 @@ def test_yolov8_reference_parity(name, params, gflops):
     assert s.strides == [8.0, 16.0, 32.0]
 
 
+@pytest.mark.parametrize("name, params", [("yolo11n.yaml", 2_624_080), ("yolo11s.yaml", 9_458_752),
+                                          ("yolo11m.yaml", 20_114_688), ("yolo11l.yaml", 25_372_160),
+                                          ("yolo11x.yaml", 56_966_176)])
+def test_yolo11_parameter_counts(name, params):
+    """yolo11n's count is the published one; s..x are pinned as built here (Ultralytics' figures, to be
+    confirmed by the parity test against an Ultralytics install). At m/l/x every C3k2 uses C3k blocks."""
+    model = build_model(name)
+    assert summarize(model, flops=False).params == params
+    assert model.head.cv3[0][0][0].conv.groups > 1  # the YOLO11 Detect: depthwise class branch
+    kinds = [type(b.m[0]).__name__ for b in model.layers if type(b).__name__ == "C3k2"]  # rows 2, 4, 6, 8, 13, ...
+    as_written = ["Bottleneck", "Bottleneck", "C3k", "C3k", "Bottleneck", "Bottleneck", "Bottleneck", "C3k"]
+    assert kinds == (["C3k"] * 8 if name[6] in "mlx" else as_written)
+
+
+@pytest.mark.parametrize("name, params", [("yolov5n.yaml", 2_654_816), ("yolov5s.yaml", 9_153_152),
+                                          ("yolov5m.yaml", 25_111_456), ("yolov5l.yaml", 53_225_024),
+                                          ("yolov5x.yaml", 97_276_448)])
+def test_yolov5_parameter_counts(name, params):
+    """yolov5n's count is the published one; s..x are pinned as built here (to be confirmed by the
+    parity test against an Ultralytics install). No C3k2: the YOLOv8 Detect head, unchanged."""
+    model = build_model(name)
+    assert summarize(model, flops=False).params == params
+    assert model.head.cv3[0][0].conv.groups == 1
+
+
 def test_yolov8n_cls_parity():
     assert summarize(build_model("yolov8n-cls.yaml"), flops=False).params == 2_719_288
 

@@ -3,6 +3,7 @@
 from mirrordet.nn.modules.attention import CBAM, ECA
 from mirrordet.nn.modules.base import BuildContext, check_args, make_divisible
 from mirrordet.nn.modules.blocks import C2f, SPPF, Bottleneck
+from mirrordet.nn.modules.c3k2 import C3, C3k2
 from mirrordet.nn.modules.conv import Conv, DWConv
 from mirrordet.nn.modules.cspmirror import CSPMirror
 from mirrordet.nn.modules.cspmirror_seed import CSPMirrorSeed
@@ -17,9 +18,10 @@ from mirrordet.nn.modules.csp_attention import CSPAttn
 from mirrordet.nn.modules.head_retina import RetinaHead
 from mirrordet.nn.modules.head_fcos import FCOSHead
 from mirrordet.nn.modules.head_rcnn import RCNNHead
+from mirrordet.nn.modules.psa import C2PSA
 
 __all__ = [
     "CBAM", "ECA", "BuildContext", "check_args", "make_divisible", "C2f", "SPPF", "Bottleneck", "Conv",
     "DWConv", "CSPMirror", "CSPMirrorSeed", "Classify", "Detect", "Concat", "Upsample", "Index", "TorchVision",
-    "FPN", "PAN", "CSPAttn", "RetinaHead", "FCOSHead", "RCNNHead",
+    "FPN", "PAN", "CSPAttn", "RetinaHead", "FCOSHead", "RCNNHead", "C3", "C3k2", "C2PSA",
 ]

@@ -34,12 +34,18 @@ class BuildContext:
         width: channel multiplier of the chosen scale.
         depth: repeat multiplier of the chosen scale (already applied to ``n`` by the parser).
         max_channels: channel cap of the chosen scale (applied before ``width``).
+        scale: the scale letter built (``n``, ``s``, ...), or None for a file without ``scales``.
+        depthwise_head: a YOLO11-generation block appeared in an earlier row (a module class that
+            declares ``marks_depthwise_head = True``), so a later ``Detect`` uses the depthwise class
+            branch of that generation, as the files of those models expect.
     """
 
     nc: int
     width: float = 1.0
     depth: float = 1.0
     max_channels: int = 1 << 30
+    scale: str | None = None
+    depthwise_head: bool = False
 
     def channels(self, c: int) -> int:
         """Scaled channel count: ``make_divisible(min(c, max_channels) * width, 8)``."""

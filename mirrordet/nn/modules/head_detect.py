@@ -9,7 +9,7 @@ from torch import nn
 
 from mirrordet.nn.head import DetectionHead
 from mirrordet.nn.modules.base import BuildContext, check_args, flat_channels
-from mirrordet.nn.modules.conv import Conv
+from mirrordet.nn.modules.conv import Conv, DWConv
 from mirrordet.ops.anchors import dist2bbox, make_anchors
 from mirrordet.ops.detections import Detections
 from mirrordet.ops.nms import NMSSettings, dense_nms
@@ -53,7 +53,7 @@ class Detect(DetectionHead):
     train_outputs = ("*levels",)
     list_input = True  # forward takes a list of levels: the parser refuses a `from` that gives one tensor
 
-    def __init__(self, nc: int = 80, ch: tuple[int, ...] = (), reg_max: int = 16) -> None:
+    def __init__(self, nc: int = 80, ch: tuple[int, ...] = (), reg_max: int = 16, depthwise: bool = False) -> None:
         super().__init__()
         self.nc, self.nl, self.reg_max = nc, len(ch), reg_max
         self.no = nc + 4 * reg_max
@@ -63,7 +63,12 @@ class Detect(DetectionHead):
         self.cv2 = nn.ModuleList(
             nn.Sequential(Conv(x, c2, 3), Conv(c2, c2, 3), nn.Conv2d(c2, 4 * reg_max, 1)) for x in ch
         )
-        self.cv3 = nn.ModuleList(nn.Sequential(Conv(x, c3, 3), Conv(c3, c3, 3), nn.Conv2d(c3, nc, 1)) for x in ch)
+        if depthwise:  # YOLO11 generation: each class-branch 3x3 conv is a depthwise 3x3 + a pointwise 1x1
+            self.cv3 = nn.ModuleList(nn.Sequential(nn.Sequential(DWConv(x, x, 3), Conv(x, c3, 1)),
+                                                   nn.Sequential(DWConv(c3, c3, 3), Conv(c3, c3, 1)),
+                                                   nn.Conv2d(c3, nc, 1)) for x in ch)
+        else:
+            self.cv3 = nn.ModuleList(nn.Sequential(Conv(x, c3, 3), Conv(c3, c3, 3), nn.Conv2d(c3, nc, 1)) for x in ch)
         self.dfl = DFL(reg_max) if reg_max > 1 else nn.Identity()
 
     def forward(self, x: list[torch.Tensor]) -> list[torch.Tensor] | torch.Tensor:
@@ -98,4 +103,6 @@ class Detect(DetectionHead):
         if args[0] < 1 or (len(args) > 1 and args[1] < 1):
             raise ModelConfigError(f"Detect needs nc >= 1 and reg_max >= 1, got {args}")
         full = [args[0], tuple(flat_channels(c_in)), *args[1:]]
+        if ctx.depthwise_head:  # the model has YOLO11-generation blocks (see BuildContext.depthwise_head)
+            full = [*full, 16][:3] + [True]
         return cls(*full), args[0], full
