@@ -102,13 +102,16 @@ def build_model(cfg: str | Path | dict, nc: int | None = None, scale: str | None
                 names: dict[int, str] | None = None) -> ModelGraph:
     """Build a :class:`ModelGraph` from a model YAML path/name (e.g. ``"yolov8n-mirror.yaml"``) or dict.
 
-    The scale comes from ``scale`` if given, else from the file name (``yolov8n`` -> ``n``).
+    The scale comes from ``scale`` if given, else from the file name (``yolov8n`` -> ``n``); a file
+    without ``scales`` ignores the letter in its name (an explicit ``scale`` is still an error there).
     """
     if isinstance(cfg, dict):
         _, text, source = load_model_yaml(cfg)
         return ModelGraph(text, nc=nc, scale=scale, ch=ch, source=source, names=names)
     path, name_scale = resolve_model_yaml(cfg)
     text = read_yaml_text(path, ModelConfigError)
+    if scale is None and name_scale is not None and not parse_yaml_text(text, str(path)).get("scales"):
+        name_scale = None  # a letter in the name of a file without `scales` (yolov9m.yaml) is just its name
     return ModelGraph(text, nc=nc, scale=scale or name_scale, ch=ch, source=str(path), names=names)
 
 

@@ -189,3 +189,12 @@ def test_long_rows_are_cut_in_messages(tmp_path):
     with pytest.raises(ModelConfigError) as e:
         build_model(write(tmp_path, GOOD.replace("[-1, 1, Conv, [32, 3, 2]]", row)))
     assert len(str(e.value)) < 400 and "\n" not in str(e.value)
+
+
+def test_a_scale_letter_in_the_name_of_a_file_without_scales_is_just_its_name(tmp_path):
+    path = tmp_path / "tinynet9m.yaml"  # looks like "tinynet9" at scale m
+    path.write_text(GOOD)
+    model = build_model(path)
+    assert model.scale is None and model.nc == build_model(write(tmp_path, GOOD)).nc
+    with pytest.raises(ModelConfigError, match="defines no `scales`"):  # an explicit scale still is an error
+        build_model(path, scale="m")
