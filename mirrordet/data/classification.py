@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -14,7 +12,7 @@ from torch.utils.data import Dataset
 from mirrordet.data.cifar import is_cifar_batch, read_cifar_batch
 from mirrordet.data.classify_transforms import center_crop_resize, pad_crop, random_resized_crop
 from mirrordet.data.image_files import imread, is_image_file
-from mirrordet.data.labels import verify_image
+from mirrordet.data.labels import verify_images
 from mirrordet.data.transforms import hsv_jitter
 from mirrordet.utils.errors import DatasetError
 from mirrordet.utils.log import LOGGER
@@ -44,10 +42,7 @@ def drop_unreadable(samples: Sequence[tuple[Any, int]], workers: int = 8
         (kept samples in their order, [(path, reason)] of the skipped ones: "missing"/"unreadable").
     """
     files = [str(src) for src, _ in samples if not isinstance(src, np.ndarray)]
-    shapes: dict[str, tuple[int, int] | str] = {}
-    if files:
-        with ThreadPoolExecutor(max(1, min(workers, os.cpu_count() or 1, len(files)))) as pool:
-            shapes = dict(zip(files, pool.map(verify_image, files)))
+    shapes = dict(zip(files, verify_images(files, workers)))
     kept, skipped = [], []
     for src, c in samples:
         reason = None if isinstance(src, np.ndarray) else shapes[str(src)]

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ import numpy as np
 from mirrordet.data.coco_schema import check_coco_tables, is_int
 from mirrordet.data.label_cache import files_fingerprint, load_record_cache, save_record_cache
 from mirrordet.data.label_report import LabelReport
-from mirrordet.data.labels import verify_image
+from mirrordet.data.labels import verify_images
 from mirrordet.utils.errors import DatasetError
 
 COORD_TOL = 1e-3  # normalized tolerance beyond the image border (at least one pixel)
@@ -130,8 +128,7 @@ def coco_to_records(
 
     ids = sorted(images)
     files = [images_dir / str(images[i].get("file_name", "")) for i in ids]
-    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
-        shapes = list(pool.map(verify_image, files))
+    shapes = verify_images(files)
     records = []
     for image_id, im_file, shape in zip(ids, files, shapes):
         im = images[image_id]

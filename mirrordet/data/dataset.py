@@ -120,7 +120,8 @@ class DetectionDataset(Dataset):
 
     def crowd_boxes(self, i: int) -> np.ndarray:
         """COCO crowd regions (``iscrowd=1``, never training targets) of image ``i``: float64 [m, 4] xyxy
-        original pixels (empty for YOLO data). A COCO-exact evaluation must pass them as iscrowd=1."""
+        original pixels (empty for YOLO data). Validation scores against the COCO file's own records, where
+        they are iscrowd=1 annotations (engine.validator.ground_truth_of)."""
         r = self.records[i]
         h, w = r["shape"]
         crowd = np.asarray(r.get("crowd", np.zeros((0, 4))), np.float64).reshape(-1, 4)

@@ -120,6 +120,15 @@ def verify_image(path: str | Path) -> tuple[int, int] | str:
     return int(img.shape[0]), int(img.shape[1])
 
 
+def verify_images(paths: Sequence[str | Path], workers: int = 8) -> list[tuple[int, int] | str]:
+    """:func:`verify_image` of every path, decoded in up to ``workers`` threads; results in order."""
+    n_threads = max(1, min(workers, os.cpu_count() or 1, len(paths)))
+    if n_threads == 1:
+        return [verify_image(p) for p in paths]
+    with ThreadPoolExecutor(n_threads) as pool:
+        return list(pool.map(verify_image, paths))
+
+
 def label_cache_path(source: str | Path | Sequence[str | Path]) -> Path:
     """Where the cache of a split lives: ``<labels dir>.cache`` for a folder, ``<list>.cache`` for a .txt."""
     if isinstance(source, (list, tuple)):

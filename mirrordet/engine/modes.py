@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from mirrordet.cfg import get_cfg
+from mirrordet.engine.checkpoint_format import Checkpoint
 from mirrordet.engine.inference import InferenceRunner, prepare_model, weights_stamp
 from mirrordet.engine.predictor import Predictor
 from mirrordet.engine.results import Result
@@ -20,12 +21,12 @@ from mirrordet.engine.run_dir import run_dir
 from mirrordet.engine.setup import MODEL_KEYS, check_classes, check_imgsz, mode_settings, resolve_settings
 from mirrordet.engine.sources import resolve_source
 from mirrordet.engine.tasks import task_for
-from mirrordet.engine.checkpoint_format import Checkpoint
 from mirrordet.engine.weights import open_network
 from mirrordet.nn.graph import ModelGraph
 from mirrordet.utils.errors import ConfigError
 from mirrordet.utils.log import LOGGER
 from mirrordet.utils.torch_utils import select_device
+
 
 def load_network(overrides: Mapping[str, Any]) -> tuple[ModelGraph, Checkpoint | None, str]:
     """(network, its checkpoint or None, the ``model`` setting) of the network the settings name

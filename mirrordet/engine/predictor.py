@@ -29,6 +29,7 @@ from mirrordet.data.transforms import RatioPad
 from mirrordet.engine.inference import InferenceRunner, prepare_model
 from mirrordet.engine.predict_outputs import PredictOutputs, log_line
 from mirrordet.engine.results import Result
+from mirrordet.engine.setup import check_imgsz
 from mirrordet.engine.sources import Frame, iter_frames, resolve_source
 from mirrordet.ops.boxes import scale_boxes
 from mirrordet.ops.nms import NMSSettings
@@ -79,9 +80,7 @@ class Predictor:
         self.agnostic = bool(cfg.get("agnostic_nms", False))
         imgsz = self.imgsz = int(cfg.get("imgsz", 640))
         if self.task != "classify":
-            self.imgsz = stride_multiple(imgsz, self.stride)
-        if self.imgsz != imgsz:
-            LOGGER.warning(f"imgsz={imgsz} is not a multiple of the max stride {self.stride}; using {self.imgsz}")
+            self.imgsz = check_imgsz(imgsz, self.stride)
         self.batch = max(1, int(cfg.get("batch", 1)))
         self.vid_stride = int(cfg.get("vid_stride", 1))
         self.device = select_device(cfg.get("device"))

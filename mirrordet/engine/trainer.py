@@ -70,7 +70,7 @@ class Trainer:
         self.names = dict(self.data["names"])
         self.model = self._build_model(model)
         self.task = task_for(self.model, self.data)
-        self.stride = int(max(self.model.stride.max().item(), 32))
+        self.stride = self.model.max_stride
         self.imgsz = check_imgsz(cfg["imgsz"], self.stride)
         self.amp_dtype = amp_dtype(cfg["amp"], self.device)
         self.amp = self.amp_dtype is torch.float16  # float16 needs the GradScaler; bfloat16 does not
