@@ -1,4 +1,5 @@
-"""One-command performance benchmark: mirrordet yolov8n / yolov8n-mirror vs Ultralytics' yolov8n.
+"""One-command performance benchmark: mirrordet vs Ultralytics on one model (``--model``, default
+yolov8n.yaml; its mirror variant too when models/ has one).
 
 Measured in one run on one machine, every tool in its own subprocess (Ultralytics from the
 separate interpreter named by ``--ultralytics-python``; never a dependency of mirrordet):
@@ -17,7 +18,7 @@ separate interpreter named by ``--ultralytics-python``; never a dependency of mi
   in every epoch), AMP off;
   the first epoch (data-loader start-up, allocator warm-up) is left out of the median.
 - val: wall time of one validation call on the same 100-image val split at 640 with the same
-  weights in both tools (mirrordet's trained yolov8n weights, copied into Ultralytics' identical
+  weights in both tools (mirrordet's trained weights of ``--model``, copied into Ultralytics' identical
   network), median of ``--val-runs`` after an untimed first call (label caches). mirrordet's
   validation includes the pycocotools COCO evaluation; Ultralytics' uses its own metric code.
   Pass ``--val-weights`` with a trained checkpoint: with barely trained weights almost every
@@ -28,6 +29,7 @@ It prints a table of mirrordet / Ultralytics ratios and, with ``--append``, appe
 bench/RESULTS.md with the machine description.
 
     python bench/run.py --ultralytics-python /path/to/venv/bin/python --append bench/RESULTS.md
+    python bench/run.py --model yolo11n.yaml --sections train --ultralytics-python ...
 """
 
 from __future__ import annotations
@@ -113,20 +115,20 @@ from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel
 out = {}
 if op == "build":
-    DetectionModel("yolov8n.yaml", verbose=False)
+    DetectionModel(args["model"], verbose=False)
     times = []
     for _ in range(args["n"]):
-        t = time.perf_counter(); DetectionModel("yolov8n.yaml", verbose=False); times.append(time.perf_counter() - t)
+        t = time.perf_counter(); DetectionModel(args["model"], verbose=False); times.append(time.perf_counter() - t)
     out["build_ms"] = statistics.median(times) * 1e3
 elif op == "batch":
-    img = cv2.imread(args["image"]); model = YOLO("yolov8n.yaml"); images = [img] * args["batch"]
+    img = cv2.imread(args["image"]); model = YOLO(args["model"]); images = [img] * args["batch"]
     times = []
     for i in range(args["warmup"] + args["n"]):
         t = time.perf_counter(); model.predict(images, imgsz=640, batch=args["batch"], device="cpu", verbose=False)
         times.append(time.perf_counter() - t)
     out["images_per_s"] = args["batch"] / statistics.median(times[args["warmup"]:])
 elif op == "forward":
-    net = DetectionModel("yolov8n.yaml", verbose=False).fuse(verbose=False).eval()
+    net = DetectionModel(args["model"], verbose=False).fuse(verbose=False).eval()
     x = torch.rand(1, 3, 640, 640)
     times = []
     with torch.inference_mode():
@@ -134,7 +136,7 @@ elif op == "forward":
             t = time.perf_counter(); net(x); times.append(time.perf_counter() - t)
     out["forward_ms"] = statistics.median(times[args["warmup"]:]) * 1e3
 elif op == "train":
-    model = YOLO("yolov8n.yaml")
+    model = YOLO(args["model"])
     marks = []
     model.add_callback("on_train_epoch_start", lambda tr: marks.append(["start", time.perf_counter()]))
     model.add_callback("on_train_epoch_end", lambda tr: marks.append(["end", time.perf_counter()]))
@@ -146,10 +148,10 @@ elif op == "train":
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 elif op == "val":
     from mirrordet_weights import load_into  # written by bench/run.py next to the weights
-    net = DetectionModel("yolov8n.yaml", nc=len(args["names"]), verbose=False)
+    net = DetectionModel(args["model"], nc=len(args["names"]), verbose=False)
     load_into(net, args["weights_npz"])
     net.names = {int(k): v for k, v in args["names"].items()}
-    model = YOLO("yolov8n.yaml")
+    model = YOLO(args["model"])
     model.model = net
     times = []
     for i in range(1 + args["n"]):
@@ -162,7 +164,7 @@ elif op == "val":
 print("BENCH " + json.dumps(out), flush=True)
 """
 
-# Loaded by the Ultralytics child: copy mirrordet's yolov8n tensors ("layers.i..." names) into the
+# Loaded by the Ultralytics child: copy mirrordet's tensors ("layers.i..." names) into the
 # identical Ultralytics network ("model.i..." names), checking every name and shape.
 WEIGHTS_LOADER = r'''
 import numpy as np, torch
@@ -216,7 +218,10 @@ def predict_latency(tools: list[tuple[str, str, str, str]], image: Path, args) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ultralytics-python", default=None, help="interpreter of a venv with ultralytics")
-    ap.add_argument("--models", default="yolov8n.yaml,yolov8n-mirror.yaml")
+    ap.add_argument("--model", default="yolov8n.yaml",
+                    help="the model both tools run (an Ultralytics model name, e.g. yolo11n.yaml)")
+    ap.add_argument("--models", default=None,
+                    help="mirrordet models (default: --model, and its -mirror variant when models/ has one)")
     ap.add_argument("--sections", default="build,predict,batch,forward,train,val")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for build/predict/batch/forward children")
     ap.add_argument("--predict-rounds", type=int, default=20)
@@ -227,12 +232,14 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=0.25, help="fraction of the 400 training images used")
     ap.add_argument("--val-runs", type=int, default=3)
     ap.add_argument("--val-weights", type=Path, default=None,
-                    help="a trained mirrordet yolov8n checkpoint for the val section (default: the 320 training run's)")
+                    help="a trained mirrordet checkpoint of --model for the val section (default: the 320 training run's)")
     ap.add_argument("--append", type=Path, default=None, help="append the report to this markdown file")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
-    models = args.models.split(",")
+    models = args.models.split(",") if args.models else default_models(args.model)
     ul = args.ultralytics_python
+    peer = Path(args.model).stem  # the Ultralytics model's name in the table
+    ul_job = {"model": args.model}
     rows: list[tuple[str, str, str, float, str]] = []  # (measure, tool, model, value, unit)
 
     def add(measure: str, tool: str, model: str, value: float, unit: str) -> None:
@@ -250,12 +257,12 @@ def main() -> None:
                 add("build ms", "mirrordet", m, run_child(sys.executable, MIRRORDET_CHILD, "build",
                                                           {"model": m, "n": 5, **threads})["build_ms"], "ms")
             if ul:
-                add("build ms", "ultralytics", "yolov8n", run_child(ul, ULTRALYTICS_CHILD, "build",
-                                                                    {"n": 5, **threads})["build_ms"], "ms")
+                add("build ms", "ultralytics", peer, run_child(ul, ULTRALYTICS_CHILD, "build",
+                                                               {"n": 5, **threads, **ul_job})["build_ms"], "ms")
         if "predict" in sections:
             tools = [("mirrordet", m, sys.executable, bench_predict.MIRRORDET_CHILD) for m in models]
             if ul:
-                tools.append(("ultralytics", "yolov8n.yaml", ul, bench_predict.ULTRALYTICS_CHILD))
+                tools.append(("ultralytics", args.model, ul, bench_predict.ULTRALYTICS_CHILD))
             for (tool, model), ms in predict_latency(tools, image, args).items():
                 add("predict ms (640, 1 image)", tool, model, ms, "ms")
         if "batch" in sections:
@@ -264,16 +271,16 @@ def main() -> None:
                 add(f"batch img/s (640, b{args.batch})", "mirrordet", m,
                     run_child(sys.executable, MIRRORDET_CHILD, "batch", {**job, "model": m})["images_per_s"], "img/s")
             if ul:
-                add(f"batch img/s (640, b{args.batch})", "ultralytics", "yolov8n",
-                    run_child(ul, ULTRALYTICS_CHILD, "batch", job)["images_per_s"], "img/s")
+                add(f"batch img/s (640, b{args.batch})", "ultralytics", peer,
+                    run_child(ul, ULTRALYTICS_CHILD, "batch", {**job, **ul_job})["images_per_s"], "img/s")
         if "forward" in sections:
             job = {"warmup": 5, "n": 20, **threads}
             for m in models:
                 add("forward ms (640, fused)", "mirrordet", m,
                     run_child(sys.executable, MIRRORDET_CHILD, "forward", {**job, "model": m})["forward_ms"], "ms")
             if ul:
-                add("forward ms (640, fused)", "ultralytics", "yolov8n",
-                    run_child(ul, ULTRALYTICS_CHILD, "forward", job)["forward_ms"], "ms")
+                add("forward ms (640, fused)", "ultralytics", peer,
+                    run_child(ul, ULTRALYTICS_CHILD, "forward", {**job, **ul_job})["forward_ms"], "ms")
         n_train = round(400 * args.fraction)
         trained: Path | None = args.val_weights
         if "train" in sections or ("val" in sections and trained is None):
@@ -289,15 +296,15 @@ def main() -> None:
                         epoch_s = [float(r["epoch_time"]) for r in csv.DictReader(f)]
                     add(f"train img/s ({sz})", "mirrordet", m, n_train / statistics.median(epoch_s[1:]), "img/s")
                     add(f"train peak RSS MB ({sz})", "mirrordet", m, res["peak_rss_mb"], "MB")
-                    if trained is None and Path(m).stem == "yolov8n":  # weights for the val section
+                    if trained is None and Path(m).stem == peer:  # weights for the val section
                         trained = tmp / "runs" / name / "weights" / "best.pt"
                     if "train" not in sections:
                         break
                 if ul and "train" in sections:
-                    res = run_child(ul, ULTRALYTICS_CHILD, "train", {**job, "name": f"ul-{sz}"})
-                    add(f"train img/s ({sz})", "ultralytics", "yolov8n", n_train / statistics.median(res["epoch_s"][1:]),
+                    res = run_child(ul, ULTRALYTICS_CHILD, "train", {**job, **ul_job, "name": f"ul-{sz}"})
+                    add(f"train img/s ({sz})", "ultralytics", peer, n_train / statistics.median(res["epoch_s"][1:]),
                         "img/s")
-                    add(f"train peak RSS MB ({sz})", "ultralytics", "yolov8n", res["peak_rss_mb"], "MB")
+                    add(f"train peak RSS MB ({sz})", "ultralytics", peer, res["peak_rss_mb"], "MB")
                 if "train" not in sections:
                     break
         if "val" in sections and trained is not None:
@@ -305,21 +312,34 @@ def main() -> None:
 
             job = {"data": str(data), "n": args.val_runs, "project": str(tmp / "val")}
             res = run_child(sys.executable, MIRRORDET_CHILD, "val", {**job, "weights": str(trained)})
-            add("val s (100 images, 640)", "mirrordet", "yolov8n", res["val_s"], "s")
-            add("val mAP50-95 (same weights)", "mirrordet", "yolov8n", res["map50_95"], "")
+            add("val s (100 images, 640)", "mirrordet", peer, res["val_s"], "s")
+            add("val mAP50-95 (same weights)", "mirrordet", peer, res["map50_95"], "")
             if ul:
                 npz = export_weights(trained, tmp / "weights.npz")
                 names = {str(k): v for k, v in load_dataset_yaml(str(data))["names"].items()}
                 env = {**os.environ, "PYTHONPATH": str(tmp)}
-                res = run_child(ul, ULTRALYTICS_CHILD, "val", {**job, "weights_npz": str(npz), "names": names,
+                res = run_child(ul, ULTRALYTICS_CHILD, "val", {**job, **ul_job, "weights_npz": str(npz), "names": names,
                                                                "project": str(tmp / "ulval")}, env=env)
-                add("val s (100 images, 640)", "ultralytics", "yolov8n", res["val_s"], "s")
-                add("val mAP50-95 (same weights)", "ultralytics", "yolov8n", res["map50_95"], "")
+                add("val s (100 images, 640)", "ultralytics", peer, res["val_s"], "s")
+                add("val mAP50-95 (same weights)", "ultralytics", peer, res["map50_95"], "")
     report = render(rows, args, time.time() - t0)
     print(report)
     if args.append:
         with open(args.append, "a") as f:
             f.write("\n" + report)
+
+
+def default_models(model: str) -> list[str]:
+    """``model`` and, when the bundled models/ has one, its mirror variant (yolov8n -> yolov8n-mirror)."""
+    from mirrordet.nn.parser import resolve_model_yaml
+    from mirrordet.utils.errors import ModelConfigError
+
+    mirror = f"{Path(model).stem}-mirror.yaml"
+    try:
+        resolve_model_yaml(mirror)
+    except ModelConfigError:
+        return [model]
+    return [model, mirror]
 
 
 def machine() -> str:
@@ -342,7 +362,7 @@ def render(rows: list[tuple[str, str, str, float, str]], args, seconds: float) -
     ref = {r[0]: r[3] for r in rows if r[1] == "ultralytics"}
     lines = [f"## bench/run.py ({date.today().isoformat()})", "",
              f"- Machine: {machine()}.",
-             f"- Command: `python bench/run.py --sections {args.sections} --threads {args.threads} "
+             f"- Command: `python bench/run.py --model {args.model} --sections {args.sections} --threads {args.threads} "
              f"--train-imgsz {args.train_imgsz} --train-epochs {args.train_epochs} --fraction {args.fraction} "
              f"--batch {args.batch}{' --val-weights PATH' if args.val_weights else ''}"
              f"{' --ultralytics-python PATH' if args.ultralytics_python else ''}` "
@@ -352,8 +372,9 @@ def render(rows: list[tuple[str, str, str, float, str]], args, seconds: float) -
         ratio = f"{value / ref[measure]:.2f}" if tool == "mirrordet" and ref.get(measure) else "-"
         lines.append(f"| {measure} | {tool} | {model} | {value:.3f} {unit} | {ratio} |")
     fwd = {r[2]: r[3] for r in rows if r[0].startswith("forward") and r[1] == "mirrordet"}
-    if "yolov8n" in fwd and "yolov8n-mirror" in fwd:
-        lines.append(f"\nyolov8n-mirror / yolov8n fused forward time: {fwd['yolov8n-mirror'] / fwd['yolov8n']:.2f}")
+    base = Path(args.model).stem
+    if base in fwd and f"{base}-mirror" in fwd:
+        lines.append(f"\n{base}-mirror / {base} fused forward time: {fwd[f'{base}-mirror'] / fwd[base]:.2f}")
     return "\n".join(lines) + "\n"
 
 

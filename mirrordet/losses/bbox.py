@@ -72,14 +72,16 @@ def box_losses(
         target_scores: [B, A, C] soft class targets from the assigner.
         target_scores_sum: scalar normalizer (>= 1).
         fg_mask: [B, A] bool positives.
-        reg_max: bins per side.
+        reg_max: bins per side (1: no DFL; pred_dist holds the distances themselves).
 
     Returns:
-        (ciou_loss, dfl_loss), scalars.
+        (ciou_loss, dfl_loss), scalars (dfl_loss 0 when reg_max is 1).
     """
     weight = target_scores.sum(-1)[fg_mask].unsqueeze(-1)  # [P, 1]
     iou = bbox_iou(pred_bboxes[fg_mask], target_bboxes[fg_mask], xywh=False, CIoU=True)  # [P, 1]
     loss_iou = ((1.0 - iou) * weight).sum() / target_scores_sum
+    if reg_max == 1:  # no distribution to fit: the head regresses the distances directly
+        return loss_iou, loss_iou.new_zeros(())
 
     points = anchor_points.unsqueeze(0).expand(fg_mask.shape[0], -1, -1)[fg_mask]  # [P, 2]
     target_ltrb = bbox2dist(points, target_bboxes[fg_mask], reg_max - 1)  # clamp to reg_max - 1.01

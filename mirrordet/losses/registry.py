@@ -17,9 +17,11 @@ from mirrordet.registry import Registry
 
 
 def _yolo(head: nn.Module, cfg: Mapping[str, Any]) -> Any:
+    from mirrordet.losses.end2end import EndToEndDetectionLoss
     from mirrordet.losses.yolo import DetectionLoss
 
-    return DetectionLoss(head.nc, head.stride.tolist(), head.reg_max, box=cfg["box"], cls=cfg["cls"], dfl=cfg["dfl"])
+    kind = EndToEndDetectionLoss if head.end2end else DetectionLoss
+    return kind(head.nc, head.stride.tolist(), head.reg_max, box=cfg["box"], cls=cfg["cls"], dfl=cfg["dfl"])
 
 
 def _retina(head: nn.Module, cfg: Mapping[str, Any]) -> Any:

@@ -1,4 +1,5 @@
-"""Training loss of YOLOv8-style anchor-free DFL heads: BCE class loss + CIoU + DFL."""
+"""Training loss of YOLOv8-style anchor-free heads: BCE class loss + CIoU + DFL (no DFL when
+reg_max is 1: the head regresses the side distances directly)."""
 
 from __future__ import annotations
 
@@ -66,12 +67,12 @@ class DetectionLoss(Loss):
         box: gain of the CIoU loss.
         cls: gain of the BCE classification loss.
         dfl: gain of the distribution focal loss.
-        tal_topk: positives per ground-truth box in the assigner.
+        tal_topk: positives per ground-truth box in the assigner (1: one-to-one assignment).
+        prefix: put before every term name (the one-to-one branch of end-to-end heads: ``o2o_``).
 
-    Terms (reduction ``"sum"``): ``box_loss``, ``cls_loss``, ``dfl_loss``, each gain x per-image mean x B.
+    Terms (reduction ``"sum"``): ``box_loss``, ``cls_loss`` and, when reg_max > 1, ``dfl_loss``,
+    each gain x per-image mean x B.
     """
-
-    names = ("box_loss", "cls_loss", "dfl_loss")
 
     def __init__(
         self,
@@ -82,12 +83,14 @@ class DetectionLoss(Loss):
         cls: float = 0.5,
         dfl: float = 1.5,
         tal_topk: int = 10,
+        prefix: str = "",
     ) -> None:
-        if nc < 1 or reg_max < 2 or not strides:
+        if nc < 1 or reg_max < 1 or not strides or tal_topk < 1:
             raise MirrordetError(
-                "DetectionLoss needs nc >= 1, reg_max >= 2 and at least one stride; "
-                f"got {nc}, {reg_max}, {strides}"
+                "DetectionLoss needs nc >= 1, reg_max >= 1, tal_topk >= 1 and at least one stride; "
+                f"got {nc}, {reg_max}, {tal_topk}, {strides}"
             )
+        self.names = tuple(f"{prefix}{n}" for n in ("box_loss", "cls_loss", "dfl_loss")[: 3 if reg_max > 1 else 2])
         self.nc = int(nc)
         self.strides = [float(s) for s in strides]
         self.reg_max = int(reg_max)
@@ -104,7 +107,8 @@ class DetectionLoss(Loss):
                 ``img`` [B, 3, H, W] (only its shape is read).
 
         Returns:
-            ``{"box_loss": box * L_ciou * B, "cls_loss": cls * L_bce * B, "dfl_loss": dfl * L_dfl * B}``.
+            ``{"box_loss": box * L_ciou * B, "cls_loss": cls * L_bce * B, "dfl_loss": dfl * L_dfl * B}``
+            (no ``dfl_loss`` when reg_max is 1; names prefixed by ``prefix``).
         """
         if len(preds) != len(self.strides):
             raise MirrordetError(
@@ -134,7 +138,8 @@ class DetectionLoss(Loss):
             batch["cls"].to(device), batch["bboxes"].to(device), batch["batch_idx"].to(device), bsz, img_hw
         )
 
-        pred_bboxes = dist2bbox(dfl_decode(pred_dist, self.reg_max), anchor_points, xywh=False)  # grid units
+        dist = dfl_decode(pred_dist, self.reg_max) if self.reg_max > 1 else pred_dist
+        pred_bboxes = dist2bbox(dist, anchor_points, xywh=False)  # grid units
         _, target_bboxes, target_scores, fg_mask, _ = self.assigner(
             pred_logits.detach().sigmoid(),
             pred_bboxes.detach() * stride_tensor,

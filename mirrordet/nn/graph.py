@@ -28,6 +28,7 @@ class ModelGraph(nn.Module):
         nc: classes. scale: scale letter used (or None). task: "detect" or "classify" (from the head).
         stride: [L] output strides of the head's input levels, in pixels.
         names: {class index: name}.
+        kpt_shape: the file's ``kpt_shape`` (keypoints, values per keypoint), or None.
     """
 
     def __init__(self, yaml_text: str, nc: int | None = None, scale: str | None = None, ch: int = 3,
@@ -36,7 +37,7 @@ class ModelGraph(nn.Module):
         d = parse_yaml_text(yaml_text, source)
         parsed, ctx = parse_model(d, nc=nc, scale=scale, ch=ch, source=source)
         self.yaml_text, self.source, self.scale, self.ch = yaml_text, source, scale, ch
-        self.nc = ctx.nc
+        self.nc, self.kpt_shape = ctx.nc, ctx.kpt_shape
         self.layers = parsed.layers
         self.sources, self.save, self.rows = parsed.sources, set(parsed.save), parsed.rows
         self.names = dict(names) if names else {i: f"class{i}" for i in range(self.nc)}

@@ -8,6 +8,11 @@ Grammar (Ultralytics-compatible)::
     head:     [[from, repeats, module, args], ...]
 
 ``from`` is -1 (previous layer), an absolute index, a negative offset, or a list of those.
+Optional top-level keys: ``depth_multiple`` / ``width_multiple`` (files without ``scales``),
+``activation`` (the convs' activation, from a fixed table: :mod:`mirrordet.nn.modules.activation`),
+``end2end`` (NMS-free detection heads), ``reg_max`` (the heads' DFL bins; 1 = no DFL), ``kpt_shape``
+([keypoints, 2 or 3], read for pose heads) and ``zero_init_residual``.
+
 Inside ``args`` the only symbols are ``nc`` (the class count) and ``None``; every other string
 stays a plain string that the module validates (no string is ever evaluated).
 """
@@ -25,19 +30,23 @@ import yaml
 from torch import nn
 
 import mirrordet.nn.modules  # noqa: F401  (registers the modules)
+from mirrordet.nn.modules.activation import activation_scope, parse_activation
 from mirrordet.nn.modules.base import BuildContext
 from mirrordet.registry import MODULES
 from mirrordet.utils.errors import MirrordetError, ModelConfigError
 from mirrordet.utils.files import bundled_dir, find_yaml
 from mirrordet.utils.safe_yaml import MAX_CLASSES, check_bounded, load_yaml_text, read_yaml_text, short_repr
 
-TOP_LEVEL_KEYS = {"nc", "scales", "backbone", "head", "depth_multiple", "width_multiple", "zero_init_residual"}
+TOP_LEVEL_KEYS = {"nc", "scales", "backbone", "head", "depth_multiple", "width_multiple", "zero_init_residual",
+                  "end2end", "reg_max", "activation", "kpt_shape"}
 SYMBOLS: dict[str, Any] = {"None": None}
 SCALE_RE = re.compile(r"^(?P<base>.*?\d+)(?P<scale>[nslmx])(?P<rest>(-.*)?)$")
 # Bounds that keep a few characters of YAML from building an unbounded model.
 MAX_MULTIPLE = 16.0  # depth and width multiples (scales, depth_multiple, width_multiple)
 MAX_CHANNELS = 1 << 16  # a scale's max_channels
 MAX_REPEATS = 100  # a row's repeats, before and after the depth multiple
+MAX_REG_MAX = 64  # DFL bins of a detection head
+MAX_KEYPOINTS = 1000
 
 
 @dataclass
@@ -191,8 +200,33 @@ def parse_model(d: dict, nc: int | None = None, scale: str | None = None, ch: in
         raise ModelConfigError(f"{source}: `nc` must be a positive integer (at most {MAX_CLASSES:,}), got {nc!r}")
     depth, width, max_ch = pick_scale(d, scale, source)
     ctx = BuildContext(nc=nc, width=width, depth=depth, max_channels=max_ch,
-                       scale=scale if scale is not None else next(iter(d.get("scales") or {}), None))
+                       scale=scale if scale is not None else next(iter(d.get("scales") or {}), None),
+                       **head_options(d, source))
+    activation = parse_activation(d["activation"], source) if d.get("activation") is not None else None
+    with activation_scope(activation):
+        return _build_rows(d, ctx, ch, source)
 
+
+def head_options(d: dict, source: str) -> dict[str, Any]:
+    """The checked top-level ``end2end``, ``reg_max`` and ``kpt_shape`` of a model YAML."""
+    end2end, reg_max, kpt = d.get("end2end", False), d.get("reg_max", 16), d.get("kpt_shape")
+    if not isinstance(end2end, bool):
+        raise ModelConfigError(f"{source}: `end2end` must be true or false, got {short_repr(end2end)}")
+    if not isinstance(reg_max, int) or isinstance(reg_max, bool) or not 1 <= reg_max <= MAX_REG_MAX:
+        raise ModelConfigError(f"{source}: `reg_max` must be an integer in [1, {MAX_REG_MAX}], got {short_repr(reg_max)}")
+    if kpt is not None:
+        ok = (isinstance(kpt, list) and len(kpt) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in kpt)
+              and 1 <= kpt[0] <= MAX_KEYPOINTS and kpt[1] in (2, 3))
+        if not ok:
+            raise ModelConfigError(f"{source}: `kpt_shape` must be [keypoints (1..{MAX_KEYPOINTS}), 2 or 3], "
+                                   f"got {short_repr(kpt)}")
+        kpt = (kpt[0], kpt[1])
+    return {"end2end": end2end, "reg_max": reg_max, "kpt_shape": kpt}
+
+
+def _build_rows(d: dict, ctx: BuildContext, ch: int, source: str) -> tuple[ParsedModel, BuildContext]:
+    """Build every backbone and head row of ``d`` in order (see :func:`parse_model`)."""
+    nc, depth = ctx.nc, ctx.depth
     rows = [("backbone", j, r) for j, r in enumerate(d["backbone"])] + [("head", j, r) for j, r in enumerate(d["head"])]
     if not rows:
         raise ModelConfigError(f"{source}: the model has no layers")

@@ -4,6 +4,8 @@
 :func:`select_and_suppress` is the core every head's ``postprocess`` ends in: class filter, top-k
 candidates, class-wise (or agnostic) NMS, ``max_det`` kept. :func:`non_max_suppression` applies it
 to the dense ``[B, 4 + nc, A]`` output of one-stage heads (YOLO Detect, RetinaNet, FCOS).
+:func:`dense_topk` is the NMS-free selection of end-to-end heads (one-to-one trained, YOLOv10 /
+YOLO26): the best-scored candidates, no suppression.
 """
 
 from __future__ import annotations
@@ -88,6 +90,38 @@ def dense_nms(prediction: torch.Tensor, nms: NMSSettings, topk: int = MAX_NMS,
             keep = scores > nms.conf
             boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         out.append(select_and_suppress(boxes, scores, labels, nms, topk))
+    return out
+
+
+def dense_topk(prediction: torch.Tensor, nms: NMSSettings) -> list[Detections]:
+    """NMS-free selection of a dense one-to-one output: per image the ``nms.max_det`` best candidates.
+
+    Args:
+        prediction: [B, 4 + nc, A] boxes as xywh pixels, per-class scores in [0, 1].
+        nms: the settings; ``iou`` and ``agnostic`` do not apply (nothing is suppressed). With
+            ``multi_label`` every (box, class) pair competes, else each box counts once, for its
+            best class.
+
+    Returns:
+        per image :class:`Detections` with scores above ``nms.conf``, best first.
+    """
+    out: list[Detections] = []
+    for x in prediction.transpose(1, 2):  # [A, 4 + nc]
+        boxes, scores_all = xywh2xyxy(x[:, :4]), x[:, 4:]
+        if nms.classes is not None:
+            allowed = torch.zeros(scores_all.shape[1], dtype=torch.bool, device=x.device)
+            allowed[[c for c in nms.classes if 0 <= c < scores_all.shape[1]]] = True
+            scores_all = scores_all.masked_fill(~allowed, 0.0)
+        if nms.multi_label:
+            flat = scores_all.flatten()
+            scores, idx = flat.topk(min(nms.max_det, flat.numel()))
+            anchor, labels = idx // scores_all.shape[1], idx % scores_all.shape[1]
+        else:
+            best, best_label = scores_all.max(1)
+            scores, anchor = best.topk(min(nms.max_det, best.numel()))
+            labels = best_label[anchor]
+        keep = scores > nms.conf
+        out.append(Detections(boxes[anchor[keep]], scores[keep], labels[keep]))
     return out
 
 

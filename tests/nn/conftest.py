@@ -14,7 +14,7 @@ def one_box_targets(x: torch.Tensor) -> dict[str, torch.Tensor]:
 def training_objective(model, out, x: torch.Tensor) -> torch.Tensor:
     """A scalar to backpropagate from a training-mode forward ``out`` of ``model`` on ``x``.
 
-    Usually the sum of the outputs' means. Heads that sample their own targets (``needs_targets``,
+    Usually the sum of the output tensors' means (nested lists included). Heads that sample their own targets (``needs_targets``,
     e.g. the two-stage RoI stage; ``out`` must come from ``model(x, one_box_targets(x))``) get their
     real loss, so that every parameter can receive a gradient.
     """
@@ -26,8 +26,14 @@ def training_objective(model, out, x: torch.Tensor) -> torch.Tensor:
         loss, items = build_loss(head, load_defaults()).evaluate(out, one_box_targets(x), x.shape[0])
         assert torch.isfinite(items).all()
         return loss
-    outs = out if isinstance(out, list) else [out]
-    return sum(o.float().mean() for o in outs)
+    return sum(t.float().mean() for t in tensor_leaves(out))
+
+
+def tensor_leaves(out) -> list[torch.Tensor]:
+    """The tensors inside a (nested list/tuple) training output, in order."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    return [t for x in out for t in tensor_leaves(x)] if isinstance(out, (list, tuple)) else []
 
 
 def upstream_parameters(model) -> list[tuple[str, torch.nn.Parameter]]:
@@ -55,3 +61,8 @@ def box_targets():
 @pytest.fixture
 def upstream():
     return upstream_parameters
+
+
+@pytest.fixture
+def leaves():
+    return tensor_leaves

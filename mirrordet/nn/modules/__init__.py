@@ -19,9 +19,25 @@ from mirrordet.nn.modules.head_retina import RetinaHead
 from mirrordet.nn.modules.head_fcos import FCOSHead
 from mirrordet.nn.modules.head_rcnn import RCNNHead
 from mirrordet.nn.modules.psa import C2PSA
+from mirrordet.nn.modules.c3k2_mirror import C3k2Mirror
+from mirrordet.nn.modules.elan import ELAN1, SPPELAN, RepNCSPELAN4
+from mirrordet.nn.modules.downsample import AConv, ADown
+from mirrordet.nn.modules.cblinear import CBFuse, CBLinear
+from mirrordet.nn.modules.scdown import SCDown
+from mirrordet.nn.modules.cib import C2fCIB
+from mirrordet.nn.modules.area_attention import A2C2f
+from mirrordet.nn.modules.psa import PSA
+from mirrordet.nn.modules.torch_layers import ConvTranspose2d, Identity, MaxPool2d, ZeroPad2d
+from mirrordet.nn.modules.ghost import C3Ghost, GhostBottleneck, GhostConv
+from mirrordet.nn.modules.c2 import C2
+from mirrordet.nn.modules.spp import SPP
+from mirrordet.nn.modules.resnet_layer import ResNetLayer
 
 __all__ = [
     "CBAM", "ECA", "BuildContext", "check_args", "make_divisible", "C2f", "SPPF", "Bottleneck", "Conv",
     "DWConv", "CSPMirror", "CSPMirrorSeed", "Classify", "Detect", "Concat", "Upsample", "Index", "TorchVision",
-    "FPN", "PAN", "CSPAttn", "RetinaHead", "FCOSHead", "RCNNHead", "C3", "C3k2", "C2PSA",
+    "FPN", "PAN", "CSPAttn", "RetinaHead", "FCOSHead", "RCNNHead", "C3", "C3k2", "C2PSA", "C3k2Mirror",
+    "ELAN1", "SPPELAN", "RepNCSPELAN4", "AConv", "ADown", "CBFuse", "CBLinear", "SCDown", "C2fCIB", "A2C2f", "PSA",
+    "ConvTranspose2d", "Identity", "MaxPool2d", "ZeroPad2d", "C3Ghost", "GhostBottleneck", "GhostConv", "C2", "SPP",
+    "ResNetLayer",
 ]

@@ -38,6 +38,11 @@ class BuildContext:
         depthwise_head: a YOLO11-generation block appeared in an earlier row (a module class that
             declares ``marks_depthwise_head = True``), so a later ``Detect`` uses the depthwise class
             branch of that generation, as the files of those models expect.
+        end2end: the file's top-level ``end2end``: detection heads add a one-to-one branch and
+            decode without NMS (YOLO26).
+        reg_max: the file's top-level ``reg_max``, the default DFL bins of detection heads
+            (1: the head regresses the four side distances directly, no DFL).
+        kpt_shape: the file's top-level ``kpt_shape`` (keypoints, values per keypoint), or None.
     """
 
     nc: int
@@ -46,6 +51,9 @@ class BuildContext:
     max_channels: int = 1 << 30
     scale: str | None = None
     depthwise_head: bool = False
+    end2end: bool = False
+    reg_max: int = 16
+    kpt_shape: tuple[int, int] | None = None
 
     def channels(self, c: int) -> int:
         """Scaled channel count: ``make_divisible(min(c, max_channels) * width, 8)``."""

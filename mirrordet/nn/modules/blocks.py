@@ -8,6 +8,7 @@ from torch import nn
 from mirrordet.nn.modules.base import BuildContext, chain, check_args, single_input
 from mirrordet.nn.modules.conv import Conv
 from mirrordet.registry import MODULES
+from mirrordet.utils.errors import ModelConfigError
 
 
 @MODULES.register()
@@ -94,30 +95,37 @@ class C2f(CSPBlock):
 
 @MODULES.register()
 class SPPF(nn.Module):
-    """Spatial pyramid pooling (fast): three chained max-pools of size k, concatenated.
+    """Spatial pyramid pooling (fast): ``n`` chained max-pools of size k, all outputs concatenated.
 
+    y0 = cv1(x); y_i = maxpool(y_{i-1}); out = cv2(cat(y0..yn)). With ``shortcut`` (the YOLO26
+    form) cv1 has no activation and ``x`` is added to the output when c1 == c2.
     Shape: [B, c1, H, W] -> [B, c2, H, W].
     """
 
     yaml_example = (-1, [64, 5])  # (from, args) of a row the registry-wide tests build
 
-    def __init__(self, c1: int, c2: int, k: int = 5) -> None:
+    def __init__(self, c1: int, c2: int, k: int = 5, n: int = 3, shortcut: bool = False) -> None:
         super().__init__()
+        if n < 1 or k < 1 or k % 2 == 0:
+            raise ModelConfigError(f"SPPF needs an odd kernel k >= 1 and n >= 1 pools, got k={k}, n={n}")
         c_ = c1 // 2
-        self.cv1 = Conv(c1, c_, 1, 1)
-        self.cv2 = Conv(c_ * 4, c2, 1, 1)
+        self.n = n
+        self.cv1 = Conv(c1, c_, 1, 1, act=not shortcut)
+        self.cv2 = Conv(c_ * (n + 1), c2, 1, 1)
         self.m = nn.MaxPool2d(kernel_size=k, stride=1, padding=k // 2)
+        self.add = shortcut and c1 == c2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = [self.cv1(x)]
-        for _ in range(3):
+        for _ in range(self.n):
             y.append(self.m(y[-1]))
-        return self.cv2(torch.cat(y, 1))
+        out = self.cv2(torch.cat(y, 1))
+        return x + out if self.add else out
 
     @classmethod
     def from_yaml(cls, c_in: list[int], args: list, n: int, ctx: BuildContext):
-        """Args ``[c2, k=5]``."""
-        check_args(cls.__name__, args, (("c2", int), ("k", int)), required=1)
+        """Args ``[c2, k=5, n=3, shortcut=False]``."""
+        check_args(cls.__name__, args, (("c2", int), ("k", int), ("n", int), ("shortcut", bool)), required=1)
         c1, c2 = single_input(cls.__name__, c_in), ctx.channels(args[0])
         full = [c1, c2, *args[1:]]
         return chain(cls, full, n), c2, full

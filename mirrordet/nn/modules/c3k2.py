@@ -14,6 +14,7 @@ from torch import nn
 from mirrordet.nn.modules.base import BuildContext, check_args, single_input
 from mirrordet.nn.modules.blocks import Bottleneck
 from mirrordet.nn.modules.conv import Conv
+from mirrordet.nn.modules.psa import PSABlock
 from mirrordet.registry import MODULES
 from mirrordet.utils.errors import ModelConfigError
 
@@ -62,7 +63,8 @@ class C3k(C3):
 
 @MODULES.register()
 class C3k2(nn.Module):
-    """C2f wiring with plain bottlenecks (half-width hidden conv) or, with ``c3k``, C3k inner blocks.
+    """C2f wiring with plain bottlenecks (half-width hidden conv) or, with ``c3k``, C3k inner blocks
+    (with ``attn``: bottleneck + PSA block pairs).
 
     y = cv1(x) split into halves (a, b); b passes the n inner blocks, each output kept;
     out = cv2(cat([a, b, m1, ..., mn])).
@@ -71,14 +73,21 @@ class C3k2(nn.Module):
     yaml_example = (-1, [64, False, 0.25])
     marks_depthwise_head = True  # files with C3k2 (YOLO11 and later) use Detect's depthwise class branch
 
-    def __init__(self, c1: int, c2: int, n: int = 1, c3k: bool = False, e: float = 0.5, g: int = 1,
-                 shortcut: bool = True) -> None:
+    def __init__(self, c1: int, c2: int, n: int = 1, c3k: bool = False, e: float = 0.5, attn: bool = False,
+                 g: int = 1, shortcut: bool = True) -> None:
         super().__init__()
         self.c = int(c2 * e)
         self.cv1 = Conv(c1, 2 * self.c, 1, 1)
         self.cv2 = Conv((2 + n) * self.c, c2, 1)
-        self.m = nn.ModuleList(C3k(self.c, self.c, 2, shortcut, g) if c3k else Bottleneck(self.c, self.c, shortcut, g)
-                               for _ in range(n))
+        self.m = nn.ModuleList(self._inner(c3k, attn, g, shortcut) for _ in range(n))
+
+    def _inner(self, c3k: bool, attn: bool, g: int, shortcut: bool) -> nn.Module:
+        """One inner block: a bottleneck, or a C3k with ``c3k``; with ``attn`` (YOLO26's last neck
+        block) a bottleneck followed by a position-sensitive attention block (one head per 64 channels)."""
+        if attn:
+            return nn.Sequential(Bottleneck(self.c, self.c, shortcut, g),
+                                 PSABlock(self.c, attn_ratio=0.5, num_heads=max(self.c // 64, 1)))
+        return C3k(self.c, self.c, 2, shortcut, g) if c3k else Bottleneck(self.c, self.c, shortcut, g)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = list(self.cv1(x).chunk(2, 1))
@@ -86,12 +95,14 @@ class C3k2(nn.Module):
             y.append(m(y[-1]))
         return self.cv2(torch.cat(y, 1))
 
+    ARG_SPEC = (("c2", int), ("c3k", bool), ("e", float), ("attn", bool), ("g", int), ("shortcut", bool))
+
     @classmethod
     def from_yaml(cls, c_in: list[int], args: list, n: int, ctx: BuildContext):
-        """Args ``[c2, c3k=False, e=0.5, g=1, shortcut=True]``; ``repeats`` are the inner blocks.
-        At the deep scales (m, l, x) every C3k2 uses C3k inner blocks, as the YOLO11 files intend."""
-        check_args(cls.__name__, args, (("c2", int), ("c3k", bool), ("e", float), ("g", int), ("shortcut", bool)),
-                   required=1)
+        """Args ``[c2, c3k=False, e=0.5, attn=False, g=1, shortcut=True]`` (``ARG_SPEC``); ``repeats``
+        are the inner blocks. At the deep scales (m, l, x) every C3k2 uses C3k inner blocks, as the
+        YOLO11 files intend."""
+        check_args(cls.__name__, args, cls.ARG_SPEC, required=1)
         c1, c2 = single_input(cls.__name__, c_in), ctx.channels(args[0])
         full = [c1, c2, n, *args[1:]]
         if ctx.scale in DEEP_SCALES:
@@ -99,5 +110,5 @@ class C3k2(nn.Module):
                 full.append(False)
             full[3] = True
         if len(full) > 4 and not 0 < full[4] <= 1:
-            raise ModelConfigError(f"C3k2 hidden ratio e must be in (0, 1], got {full[4]}")
+            raise ModelConfigError(f"{cls.__name__} hidden ratio e must be in (0, 1], got {full[4]}")
         return cls(*full), c2, full

@@ -1,4 +1,4 @@
-"""Convolution building blocks: Conv (Conv2d + BN + SiLU) and depth-wise DWConv."""
+"""Convolution building blocks: Conv (Conv2d + BN + activation) and depth-wise DWConv."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from mirrordet.nn.modules.activation import default_activation
 from mirrordet.nn.modules.base import BuildContext, chain, check_args, single_input
 from mirrordet.registry import MODULES
 
@@ -23,11 +24,13 @@ def autopad(k: int, p: int | None = None, d: int = 1) -> int:
 
 @MODULES.register()
 class Conv(nn.Module):
-    """Conv2d (no bias) -> BatchNorm2d -> SiLU.
+    """Conv2d (no bias) -> BatchNorm2d -> activation.
 
     Args:
         c1, c2: input / output channels. k: kernel. s: stride. p: padding (None = same).
-        g: groups. d: dilation. act: apply SiLU.
+        g: groups. d: dilation. act: True for the model's activation (SiLU unless the model YAML's
+        ``activation`` key names another, see :mod:`mirrordet.nn.modules.activation`), False for
+        none, or a module to use.
 
     Shape: [B, c1, H, W] -> [B, c2, ceil(H / s), ceil(W / s)] for 'same' padding.
     """
@@ -35,11 +38,11 @@ class Conv(nn.Module):
     yaml_example = (-1, [32, 3, 1])  # (from, args) of a row the registry-wide tests build
 
     def __init__(self, c1: int, c2: int, k: int = 1, s: int = 1, p: int | None = None, g: int = 1,
-                 d: int = 1, act: bool = True) -> None:
+                 d: int = 1, act: bool | nn.Module = True) -> None:
         super().__init__()
         self.conv = nn.Conv2d(c1, c2, k, s, autopad(k, p, d), groups=g, dilation=d, bias=False)
         self.bn = nn.BatchNorm2d(c2, eps=1e-3, momentum=0.03)
-        self.act = nn.SiLU() if act else nn.Identity()
+        self.act = act if isinstance(act, nn.Module) else default_activation() if act else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.bn(self.conv(x)))
@@ -59,7 +62,7 @@ class DWConv(Conv):
 
     yaml_example = (-1, [64, 3, 1])  # (from, args) of a row the registry-wide tests build
 
-    def __init__(self, c1: int, c2: int, k: int = 1, s: int = 1, d: int = 1, act: bool = True) -> None:
+    def __init__(self, c1: int, c2: int, k: int = 1, s: int = 1, d: int = 1, act: bool | nn.Module = True) -> None:
         super().__init__(c1, c2, k, s, None, math.gcd(c1, c2), d, act)
 
     @classmethod

@@ -70,6 +70,23 @@ def stitch(v: torch.Tensor, w: int, flip: bool) -> torch.Tensor:
     return torch.cat([left[..., :s], (left[..., s:] + right[..., :o]) * 0.5, right[..., o:]], -1)
 
 
+def mirrored_chain(b: torch.Tensor, blocks: nn.ModuleList, overlap: float, flip: bool) -> list[torch.Tensor]:
+    """Run ``blocks`` in sequence on the two mirrored views of ``b`` ([B, c, H, W]); return every
+    block's stitched output ([B, c, H, W] each). Maps narrower than 2 columns run unsplit."""
+    w = b.shape[-1]
+    if w < 2:  # nothing to split: the plain chain
+        outs, v = [], b
+        for m in blocks:
+            v = m(v)
+            outs.append(v)
+        return outs
+    outs, v = [], split_views(b, view_width(w, overlap), flip)
+    for m in blocks:
+        v = m(v)
+        outs.append(stitch(v, w, flip))
+    return outs
+
+
 @MODULES.register()
 class CSPMirror(CSPBlock):
     """C2f-compatible CSP block with a siamese, mirrored horizontal expansion.
@@ -101,19 +118,7 @@ class CSPMirror(CSPBlock):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = self.cv1(x).chunk(2, 1)
-        outs = [a, b]
-        w = b.shape[-1]
-        if w < 2:  # nothing to split: C2f's path
-            v = b
-            for m in self.m:
-                v = m(v)
-                outs.append(v)
-        else:
-            v = split_views(b, view_width(w, self.overlap), self.flip)
-            for m in self.m:
-                v = m(v)
-                outs.append(stitch(v, w, self.flip))
-        return self.cv2(torch.cat(outs, 1))
+        return self.cv2(torch.cat([a, b, *mirrored_chain(b, self.m, self.overlap, self.flip)], 1))
 
     def extra_repr(self) -> str:
         return f"overlap={self.overlap}, flip={self.flip}"

@@ -86,3 +86,43 @@ class C2PSA(nn.Module):
         c1, c2 = single_input(cls.__name__, c_in), ctx.channels(args[0])
         full = [c1, c2, n, *args[1:]]
         return cls(*full), c2, full
+
+
+@MODULES.register()
+class PSA(nn.Module):
+    """YOLOv10's partial self-attention: one PSA block (attention, then feed-forward, both residual)
+    on half of the channels, the other half passed by: ``cv2(cat(a, ffn'(attn'(b))))`` with
+    (a, b) = cv1(x) halves, attn'(b) = b + attn(b), ffn'(b) = b + ffn(b).
+
+    The attention and feed-forward are those of :class:`PSABlock` (held directly as ``attn`` and
+    ``ffn``, no ``m`` container). Args: c1, c2: channels (equal). e: hidden ratio.
+    Heads: one per 64 hidden channels. Shape: [B, c1, H, W] -> [B, c1, H, W].
+    """
+
+    yaml_example = (-1, [64])  # (from, args) of a row the registry-wide tests build (its input has 64 channels)
+
+    def __init__(self, c1: int, c2: int, e: float = 0.5) -> None:
+        super().__init__()
+        if c1 != c2:
+            raise ModelConfigError(f"PSA keeps its width: input {c1} channels, output {c2} asked")
+        if not 0 < e <= 1:
+            raise ModelConfigError(f"PSA hidden ratio e must be in (0, 1], got {e}")
+        self.c = int(c1 * e)
+        self.cv1 = Conv(c1, 2 * self.c, 1, 1)
+        self.cv2 = Conv(2 * self.c, c1, 1)
+        block = PSABlock(self.c, attn_ratio=0.5, num_heads=max(self.c // 64, 1))
+        self.attn, self.ffn = block.attn, block.ffn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.cv1(x).split((self.c, self.c), dim=1)
+        b = b + self.attn(b)
+        b = b + self.ffn(b)
+        return self.cv2(torch.cat((a, b), 1))
+
+    @classmethod
+    def from_yaml(cls, c_in: list[int], args: list, n: int, ctx: BuildContext):
+        """Args ``[c2, e=0.5]``; c2 (width-scaled) must equal the input; ``repeats`` stacks n of them."""
+        check_args(cls.__name__, args, (("c2", int), ("e", float)), required=1)
+        c1, c2 = single_input(cls.__name__, c_in), ctx.channels(args[0])
+        full = [c1, c2, *args[1:]]
+        return (cls(*full) if n == 1 else nn.Sequential(*(cls(*full) for _ in range(n)))), c2, full

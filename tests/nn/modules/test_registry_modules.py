@@ -34,7 +34,7 @@ def test_module_builds_runs_and_backprops(name, objective, upstream, box_targets
     tensors = [t for o in outs for t in _leaves(o)]
     assert tensors and all(torch.isfinite(t).all() for t in tensors)
     if not getattr(model.layers[-1], "needs_targets", False):  # those also return per-RoI and per-image entries
-        assert all(o.shape[0] == 2 for o in outs)
+        assert all(t.shape[0] == 2 for t in tensors)
     objective(model, out, x).backward()
     missing = [n for n, p in upstream(model) if p.grad is None]  # the stem is unused when the row reads the image
     assert not missing, f"parameters without gradient: {missing}"

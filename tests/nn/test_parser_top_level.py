@@ -1,0 +1,45 @@
+"""Top-level keys of model YAMLs beyond the layers: end2end, reg_max, kpt_shape."""
+
+import pytest
+
+from mirrordet.nn.graph import ModelGraph
+from mirrordet.utils.errors import ModelConfigError
+
+BODY = """nc: 3
+backbone:
+  - [-1, 1, Conv, [16, 3, 2]]
+  - [-1, 1, Conv, [32, 3, 2]]
+  - [-1, 1, Conv, [64, 3, 2]]
+head:
+  - [[0, 1, 2], 1, Detect, [nc]]
+"""
+
+
+def test_defaults_are_a_dfl_head_with_nms():
+    head = ModelGraph(BODY).head
+    assert head.reg_max == 16 and not head.end2end and not hasattr(head, "one2one_cv2")
+
+
+def test_end2end_and_reg_max_reach_the_head():
+    head = ModelGraph("end2end: true\nreg_max: 1\n" + BODY).head
+    assert head.end2end and head.reg_max == 1 and head.train_outputs == ("one2many", "one2one")
+    assert head.cv2[0][-1].out_channels == 4 and head.one2one_cv2[0][-1].out_channels == 4
+
+
+def test_a_row_reg_max_wins_over_the_file():
+    assert ModelGraph("reg_max: 8\n" + BODY.replace("[nc]]", "[nc, 4]]")).head.reg_max == 4
+
+
+def test_kpt_shape_is_parsed():
+    assert ModelGraph("kpt_shape: [17, 3]\n" + BODY).kpt_shape == (17, 3)
+    assert ModelGraph(BODY).kpt_shape is None
+
+
+@pytest.mark.parametrize("line, match", [("end2end: 1", "`end2end` must be true or false"),
+                                         ("reg_max: 0", r"`reg_max` must be an integer in \[1, 64\]"),
+                                         ("reg_max: 1.5", "`reg_max` must be an integer"),
+                                         ("kpt_shape: [17, 4]", "`kpt_shape` must be"),
+                                         ("kpt_shape: 17", "`kpt_shape` must be")])
+def test_bad_values_name_the_file(line, match):
+    with pytest.raises(ModelConfigError, match=f"m.yaml: {match}"):
+        ModelGraph(f"{line}\n" + BODY, source="m.yaml")
