@@ -42,7 +42,8 @@ def resolve_settings(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict
 
     ``defaults:`` may only hold keys of ``data.dataset_yaml.DATASET_HINT_KEYS`` (checked when it is read).
     """
-    data_name = overrides.get("data") or get_cfg()["data"]
+    # the user's own settings are checked before any dataset is read or generated
+    data_name = get_cfg(overrides)["data"] or get_cfg()["data"]
     data = load_dataset_yaml(data_name)
     hints = {k: v for k, v in (data.get("defaults") or {}).items() if k not in overrides}
     try:
