@@ -24,6 +24,8 @@ modes:
   info    layer table, GFLOPs     mirrordet info model=yolov8n-mirror.yaml imgsz=640
   predict run a model on images   mirrordet predict model=best.pt source=images/ (files, folders, globs, videos, .txt)
   export  TorchScript / ONNX      mirrordet export model=best.pt format=onnx dynamic=True
+  convert another tool's .pt (Ultralytics) into a mirrordet checkpoint, running nothing from it
+          mirrordet convert model=yolov8n.pt    (writes yolov8n-mirrordet.pt beside it)
   compare train models with the same settings and seeds; tables and plots
           mirrordet compare models=yolov8n.yaml,yolov8n-mirror.yaml seeds=0,1,2 epochs=30
           mirrordet compare runs=runs/detect/train/train,runs/detect/train/train2
@@ -112,6 +114,13 @@ def _mode_export(overrides: dict[str, Any]) -> int:
     return 0
 
 
+def _mode_convert(overrides: dict[str, Any]) -> int:
+    from mirrordet.engine.modes import convert_mode
+
+    convert_mode(overrides)
+    return 0
+
+
 def _mode_help(overrides: dict[str, Any]) -> int:
     print(USAGE)
     print("settings (default):")
@@ -128,7 +137,7 @@ def _mode_version(overrides: dict[str, Any]) -> int:
 MODES: dict[str, Callable[[dict[str, Any]], int]] = {
     "train": _mode_train, "val": _mode_val, "info": _mode_info, "help": _mode_help, "version": _mode_version,
     "compare": _mode_compare,
-    "predict": _mode_predict, "export": _mode_export,
+    "predict": _mode_predict, "export": _mode_export, "convert": _mode_convert,
 }
 
 

@@ -17,7 +17,7 @@ NUMBER = (int, float)
 # The type of every setting whose default is null (tests/cfg checks that none is missing).
 OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
     "scale": (str,), "nc": (int,), "device": (str, int), "project": (str,), "name": (str,),
-    "conf": NUMBER, "classes": (list, int), "source": (str,), "time": NUMBER, "save": (bool,),
+    "conf": NUMBER, "classes": (list, int), "source": (str,), "weights": (str,), "time": NUMBER, "save": (bool,),
 }
 MAX_IMGSZ = 8192  # pixels; activation memory grows with imgsz**2 (see default.yaml)
 MIXED_TYPES: dict[str, tuple[type, ...]] = {"amp": (bool, str)}  # True/False, or "bf16"
@@ -27,7 +27,7 @@ POSITIVE = {"epochs", "time", "batch", "imgsz", "lr0", "nbs", "max_det", "vid_st
 NON_NEGATIVE = {"patience", "workers", "weight_decay", "warmup_epochs", "warmup_bias_lr", "grad_clip",
                 "close_mosaic", "box", "cls", "dfl", "degrees", "aug_scale", "shear", "seed", "opset"}
 CHOICES = {
-    "task": ("detect", "classify"), "mode": ("train", "val", "predict", "info", "export", "compare"),
+    "task": ("detect", "classify"), "mode": ("train", "val", "predict", "info", "export", "compare", "convert"),
     "optimizer": ("auto", "SGD", "Adam", "AdamW"), "format": ("torchscript", "onnx"),
     "split": ("train", "val", "test"), "scale": ("n", "s", "m", "l", "x"), "amp": ("bf16",),
 }

@@ -62,6 +62,26 @@ def export_mode(overrides: Mapping[str, Any]) -> Path:
     return export_model(net, overrides, train_args=ckpt.train_args if ckpt is not None else None, source=name).path
 
 
+def convert_mode(overrides: Mapping[str, Any]) -> Path:
+    """`mirrordet convert`: the checkpoint ``model`` (an Ultralytics file is converted in memory) written as a
+    mirrordet checkpoint ``<stem>-mirrordet.pt`` beside it (``exist_ok=True`` overwrites); returns its path."""
+    from mirrordet.engine.checkpoint import save_checkpoint
+    from mirrordet.engine.weights import read_checkpoint
+
+    cfg = get_cfg({k: overrides[k] for k in (*MODEL_KEYS, "exist_ok") if k in overrides})
+    src = Path(str(cfg["model"]))
+    if src.suffix != ".pt":
+        raise ConfigError(f"convert reads a checkpoint (model=file.pt), got model={src}")
+    out = src.with_name(f"{src.stem}-mirrordet.pt")
+    if out.exists() and not cfg["exist_ok"]:
+        raise ConfigError(f"{out} exists; pass exist_ok=True to overwrite it")
+    ckpt = read_checkpoint(src)
+    save_checkpoint(out, ckpt.to_dict())
+    LOGGER.info(f"Converted {src} -> {out} ({ckpt.model_cfg.get('nc')} classes); "
+                f"use it as model={out} or weights={out}")
+    return out
+
+
 def validate_model(net: ModelGraph, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """`mirrordet val`: validate the network ``net`` on ``data``'s ``split`` (``net`` is not changed).
 

@@ -34,7 +34,7 @@ from mirrordet.engine.run_dir import resume_run_dir, run_dir
 from mirrordet.engine.setup import check_classes, check_imgsz, resolve_settings
 from mirrordet.engine.tasks import criterion, plot_training_labels, task_for
 from mirrordet.engine.train_state import EpochPlan, LoopState, RunParts
-from mirrordet.engine.weights import load_weights, rebuild_network, transfer_weights
+from mirrordet.engine.weights import load_matching, load_weights, rebuild_network, transfer_weights
 from mirrordet.nn.graph import ModelGraph, build_model
 from mirrordet.utils.errors import (CheckpointError, ConfigError, DataLoaderWorkerError, MirrordetError,
                                     RunStorageError, TrainingInterrupted)
@@ -105,6 +105,8 @@ class Trainer:
             net = transfer_weights(cfg["model"], nc, self.names)  # fine-tune: same architecture, new classes if needed
         else:
             net = build_model(cfg["model"], nc=nc, scale=cfg["scale"], names=self.names)
+        if cfg["weights"]:
+            load_matching(net, cfg["weights"], cfg["weights"])  # pretrained start: the tensors that fit
         net.names = self.names
         check_classes(net.nc, self.data)
         return net.to(self.device)

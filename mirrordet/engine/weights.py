@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from mirrordet.engine.checkpoint import load_checkpoint, load_state_dict_checked
 from mirrordet.engine.checkpoint_format import Checkpoint
+from mirrordet.engine.import_ultralytics import is_ultralytics_checkpoint, read_ultralytics_checkpoint
 from mirrordet.nn.graph import ModelGraph, build_model
 from mirrordet.utils.errors import CheckpointError
 from mirrordet.utils.log import LOGGER
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Load and validate ``path`` (``torch.load(weights_only=True)`` only). Raises CheckpointError."""
+    """Load and validate ``path`` (``torch.load(weights_only=True)`` only). An Ultralytics checkpoint is
+    converted in memory by :mod:`mirrordet.engine.import_ultralytics` (read as inert data, never run).
+
+    Raises:
+        CheckpointError: a file that is neither, or that fails their checks.
+    """
+    if is_ultralytics_checkpoint(path):
+        return read_ultralytics_checkpoint(path)
     return Checkpoint.from_dict(load_checkpoint(path), path)
 
 
@@ -51,11 +61,23 @@ def transfer_weights(path: str | Path, nc: int, names: dict[int, str] | None = N
     checkpoint whose name and shape fit (a new class count leaves the class-output layers fresh)."""
     src, _ = load_weights(path)
     net = ModelGraph(src.yaml_text, nc=nc, scale=src.scale, names=names)
-    own = net.state_dict()
-    matched = {k: v for k, v in src.state_dict().items() if k in own and own[k].shape == v.shape}
-    net.load_state_dict(matched, strict=False)
-    LOGGER.info(f"Transferred {len(matched)}/{len(own)} tensors from {path}")
+    load_matching(net, src.state_dict(), path)
     return net
+
+
+def load_matching(net: ModelGraph, state: dict[str, torch.Tensor] | str | Path, source: str | Path) -> int:
+    """Copy into ``net`` every tensor of ``state`` (a state dict, or a checkpoint file to read) whose name
+    and shape fit; logs and returns how many of ``net``'s tensors were filled. None fitting is an error."""
+    if not isinstance(state, dict):
+        state = read_checkpoint(state).model
+    own = net.state_dict()
+    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not matched:
+        raise CheckpointError(f"no tensor of {source} fits the model (names or shapes all differ); "
+                              "is it a checkpoint of another architecture?")
+    net.load_state_dict(matched, strict=False)
+    LOGGER.info(f"Transferred {len(matched)}/{len(own)} tensors from {source}")
+    return len(matched)
 
 
 def open_network(model: str | Path, nc: int | None = None, scale: str | None = None

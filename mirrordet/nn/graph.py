@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from mirrordet.nn.head import Head
-from mirrordet.nn.init import zero_init_residual
-from mirrordet.nn.parser import LayerRow, load_model_yaml, parse_model, parse_yaml_text, resolve_model_yaml
+from mirrordet.nn.init import set_batchnorm, zero_init_residual
+from mirrordet.nn.parser import (LayerRow, batchnorm_options, load_model_yaml, parse_model, parse_yaml_text,
+                                 resolve_model_yaml)
 from mirrordet.utils.errors import ModelConfigError
 from mirrordet.utils.safe_yaml import read_yaml_text
 
@@ -45,6 +46,8 @@ class ModelGraph(nn.Module):
         self.task: str = head.task if isinstance(head, Head) else "features"
         if d.get("zero_init_residual", False):
             zero_init_residual(self)
+        if d.get("batchnorm"):
+            set_batchnorm(self, **batchnorm_options(d, source))
         self.register_buffer("stride", self._probe_strides(), persistent=False)
         if isinstance(head, Head):
             head.set_strides(self.stride)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["zero_init_residual"]
+__all__ = ["set_batchnorm", "zero_init_residual"]
 
 
 def zero_init_residual(model: nn.Module) -> int:
@@ -22,3 +22,18 @@ def zero_init_residual(model: nn.Module) -> int:
         The number of residual branches zeroed.
     """
     return sum(bool(m.zero_init_last()) for m in model.modules() if callable(getattr(m, "zero_init_last", None)))
+
+
+def set_batchnorm(model: nn.Module, eps: float | None = None, momentum: float | None = None) -> int:
+    """Give every BatchNorm layer of ``model`` these constants (the YAML key ``batchnorm: {eps, momentum}``).
+
+    Returns:
+        The number of BatchNorm layers set.
+    """
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in layers:
+        if eps is not None:
+            m.eps = eps
+        if momentum is not None:
+            m.momentum = momentum
+    return len(layers)

@@ -38,7 +38,7 @@ from mirrordet.utils.files import bundled_dir, find_yaml
 from mirrordet.utils.safe_yaml import MAX_CLASSES, check_bounded, load_yaml_text, read_yaml_text, short_repr
 
 TOP_LEVEL_KEYS = {"nc", "scales", "backbone", "head", "depth_multiple", "width_multiple", "zero_init_residual",
-                  "end2end", "reg_max", "activation", "kpt_shape"}
+                  "end2end", "reg_max", "activation", "kpt_shape", "batchnorm"}
 SYMBOLS: dict[str, Any] = {"None": None}
 SCALE_RE = re.compile(r"^(?P<base>.*?\d+)(?P<scale>[nslmx])(?P<rest>(-.*)?)$")
 # Bounds that keep a few characters of YAML from building an unbounded model.
@@ -195,6 +195,7 @@ def parse_model(d: dict, nc: int | None = None, scale: str | None = None, ch: in
     if not isinstance(d.get("zero_init_residual", False), bool):
         raise ModelConfigError(f"{source}: `zero_init_residual` must be true or false, "
                                f"got {d['zero_init_residual']!r}")
+    batchnorm_options(d, source)
     nc = d.get("nc", 80) if nc is None else nc
     if not isinstance(nc, int) or isinstance(nc, bool) or not 1 <= nc <= MAX_CLASSES:
         raise ModelConfigError(f"{source}: `nc` must be a positive integer (at most {MAX_CLASSES:,}), got {nc!r}")
@@ -205,6 +206,22 @@ def parse_model(d: dict, nc: int | None = None, scale: str | None = None, ch: in
     activation = parse_activation(d["activation"], source) if d.get("activation") is not None else None
     with activation_scope(activation):
         return _build_rows(d, ctx, ch, source)
+
+
+def batchnorm_options(d: dict, source: str) -> dict[str, float]:
+    """The checked top-level ``batchnorm: {eps: float, momentum: float}`` ({} when absent).
+
+    Every BatchNorm layer of the model takes these constants after the build (mirrordet's own default is
+    eps 1e-3, momentum 0.03; PyTorch's, which Ultralytics' classifiers keep, is eps 1e-5, momentum 0.1).
+    """
+    bn = d.get("batchnorm")
+    if bn is None:
+        return {}
+    ok = isinstance(bn, dict) and set(bn) <= {"eps", "momentum"} and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bn.values())
+    if not ok or not 0 < bn.get("eps", 1e-3) < 1 or not 0 <= bn.get("momentum", 0.03) <= 1:
+        raise ModelConfigError(f"{source}: `batchnorm` must be {{eps: (0, 1), momentum: [0, 1]}}, got {short_repr(bn)}")
+    return {k: float(v) for k, v in bn.items()}
 
 
 def head_options(d: dict, source: str) -> dict[str, Any]:

@@ -158,3 +158,25 @@ def test_checkpoint_reader(tmp_path: Path, checkpoint_bytes: bytes, edits, cut, 
     torch.save(ckpt, buf)
     path.write_bytes(buf.getvalue())
     _only_project_errors(load_weights, path)
+
+
+# ---- Ultralytics checkpoints (pickled model objects, read as inert data) ---------------------
+@FUZZ
+@given(edits=byte_edits, cut=cuts, whole_file=st.booleans())
+def test_ultralytics_checkpoint_reader(tmp_path: Path, ultralytics_like_file, edits, cut, whole_file) -> None:
+    import zipfile
+
+    src = tmp_path / "u.pt"
+    if not src.exists():
+        (tmp_path / "tiny.yaml").write_text(TINY)
+        ultralytics_like_file(src, model=str(tmp_path / "tiny.yaml"), nc=2, scale=None)
+        load_weights(src)  # the unmutated file loads
+    path = tmp_path / "fuzz.pt"
+    if whole_file:
+        path.write_bytes(_mutate(src.read_bytes(), edits, cut))
+    else:  # the pickle itself mutated inside an intact archive
+        with zipfile.ZipFile(src) as zin, zipfile.ZipFile(path, "w") as zout:
+            for info in zin.infolist():
+                data = zin.read(info)
+                zout.writestr(info, _mutate(data, edits, cut) if info.filename.endswith("data.pkl") else data)
+    _only_project_errors(load_weights, path)

@@ -1,4 +1,4 @@
-"""Top-level keys of model YAMLs beyond the layers: end2end, reg_max, kpt_shape."""
+"""Top-level keys of model YAMLs beyond the layers: end2end, reg_max, kpt_shape, batchnorm."""
 
 import pytest
 
@@ -30,6 +30,15 @@ def test_a_row_reg_max_wins_over_the_file():
     assert ModelGraph("reg_max: 8\n" + BODY.replace("[nc]]", "[nc, 4]]")).head.reg_max == 4
 
 
+def test_batchnorm_constants_reach_every_batchnorm_layer():
+    from torch import nn
+
+    bns = [m for m in ModelGraph("batchnorm: {eps: 1.0e-5, momentum: 0.1}\n" + BODY).modules()
+           if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all(m.eps == 1e-5 and m.momentum == 0.1 for m in bns)
+    assert all(m.eps == 1e-3 and m.momentum == 0.03 for m in ModelGraph(BODY).modules() if isinstance(m, nn.BatchNorm2d))
+
+
 def test_kpt_shape_is_parsed():
     assert ModelGraph("kpt_shape: [17, 3]\n" + BODY).kpt_shape == (17, 3)
     assert ModelGraph(BODY).kpt_shape is None
@@ -39,7 +48,10 @@ def test_kpt_shape_is_parsed():
                                          ("reg_max: 0", r"`reg_max` must be an integer in \[1, 64\]"),
                                          ("reg_max: 1.5", "`reg_max` must be an integer"),
                                          ("kpt_shape: [17, 4]", "`kpt_shape` must be"),
-                                         ("kpt_shape: 17", "`kpt_shape` must be")])
+                                         ("kpt_shape: 17", "`kpt_shape` must be"),
+                                         ("batchnorm: {eps: 0}", "`batchnorm` must be"),
+                                         ("batchnorm: {eps: 1.0e-5, decay: 0.1}", "`batchnorm` must be"),
+                                         ("batchnorm: 0.1", "`batchnorm` must be")])
 def test_bad_values_name_the_file(line, match):
     with pytest.raises(ModelConfigError, match=f"m.yaml: {match}"):
         ModelGraph(f"{line}\n" + BODY, source="m.yaml")
