@@ -37,6 +37,7 @@ class Checkpoint:
         epoch: the last completed epoch (1-based count). best_fitness: best validation fitness so far.
         train_args: the run's settings (plain values). rng: random generator states.
         train_time: seconds of training so far (the ``time=`` budget). date: ISO 8601. version: mirrordet's.
+        fingerprint: the run's recipe fingerprint (engine/fingerprint.py; "" for files written before it).
     """
 
     model_yaml: str
@@ -54,6 +55,7 @@ class Checkpoint:
     train_time: float = 0.0
     date: str = ""
     version: str = ""
+    fingerprint: str = ""
 
     @property
     def resumable(self) -> bool:
@@ -64,7 +66,7 @@ class Checkpoint:
         """The plain dict ``torch.save`` writes, ``"format"`` first (the order of the documented layout)."""
         d: dict[str, Any] = {"format": CKPT_FORMAT}
         for name in ("model_yaml", "model_cfg", "names", "model", "train_weights", "ema", "optimizer", "scaler",
-                     "epoch", "best_fitness", "train_args", "rng", "train_time", "date", "version"):
+                     "epoch", "best_fitness", "train_args", "rng", "train_time", "date", "version", "fingerprint"):
             d[name] = getattr(self, name)
         return d
 
@@ -116,6 +118,8 @@ def _problem(d: Mapping[str, Any]) -> str:
     for key in ("train_args", "ema", "optimizer", "scaler", "rng", "train_weights"):
         if d.get(key) is not None and not isinstance(d[key], dict):
             return f"'{key}' must be a dict, got {type(d[key]).__name__}"
+    if not isinstance(d.get("fingerprint", ""), str):
+        return "'fingerprint' must be a str"
     for key in ("best_fitness", "train_time"):
         v = d.get(key)
         if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)):

@@ -2,13 +2,19 @@
 
 Two ways in:
 
-- ``models=a.yaml,b.yaml seeds=0,1,2`` plus any ``mirrordet train`` setting: every (model, seed) is
+- ``models=a.yaml,b.yaml seeds=0,1,2`` (default seeds 0,1,2) plus any ``mirrordet train`` setting,
+  ``baseline=`` (default the first model) and ``budget=epochs|time|flops`` (the same epochs, the same
+  ``time=``, or epochs scaled to the baseline's training FLOPs): every (model, seed) is
   trained with exactly the same settings, each in a process of its own
   (:mod:`mirrordet.engine.compare_worker`), seed-major (seed 0 of every model, then seed 1, ...) so
   an interrupted comparison still holds matched pairs. Every run ends with the trainer's own
   validation of its best.pt: one validator for all.
 - ``runs=dir1,dir2,...``: finished run folders (args.yaml, results.csv, metrics.json,
-  weights/best.pt), grouped by the ``model`` recorded in their args.yaml.
+  weights/best.pt), grouped by the ``model`` recorded in their args.yaml. Runs whose recipes differ
+  (engine/fingerprint.py: any training setting other than model and seed) are refused unless ``force=True``.
+
+compare.md leads with the verdict of each model against the baseline (engine/compare_verdict.py: paired
+differences over seeds, a t interval, bootstraps over seeds and over val images).
 
 Outputs in ``runs/compare/<name>/`` (``project=``/``name=`` as for any run): compare.csv (one row per
 model: mean and sample std over seeds), compare_runs.csv (one row per run), compare.md (the command,
@@ -34,6 +40,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mirrordet.cfg import get_cfg
+from mirrordet.engine.compare_recipe import BUDGETS, budget_epochs, check_recipes
 from mirrordet.engine.compare_stats import TASK_METRICS, RunResult
 from mirrordet.engine.compare_worker import MEMORY_FILE
 from mirrordet.engine.run_dir import claim_dir
@@ -42,7 +49,8 @@ from mirrordet.utils.log import LOGGER
 from mirrordet.utils.results_table import numeric_columns, read_table
 from mirrordet.utils.safe_yaml import load_yaml_file
 
-COMPARE_KEYS = ("models", "seeds", "runs")
+COMPARE_KEYS = ("models", "seeds", "runs", "baseline", "budget", "force")
+DEFAULT_SEEDS = [0, 1, 2]  # paired differences over three seeds: the smallest t interval worth reading
 OUTPUT_KEYS = ("project", "name", "exist_ok")
 def parse_list(value: Any, key: str) -> list[str]:
     """``"a,b"`` or ``["a", "b"]`` -> ``["a", "b"]`` (empty items dropped)."""
@@ -222,6 +230,16 @@ def check_models(models: Sequence[str], settings: Mapping[str, Any]) -> str:
     return next(iter(tasks.values()))
 
 
+def _baseline(given: Any, labels: Sequence[str], models: Sequence[str]) -> str:
+    """The label of the baseline: ``baseline=`` as a label or as the model it names; default the first model."""
+    if given is None:
+        return labels[0]
+    for label, model in zip(labels, models):
+        if str(given) in (label, model, Path(model).name):
+            return label
+    raise ConfigError(f"baseline={given!r} is none of the compared models ({', '.join(dict.fromkeys(labels))})")
+
+
 def train_run(settings: Mapping[str, Any]) -> Path:
     """Train once in a child process (:mod:`mirrordet.engine.compare_worker`); returns the run folder.
 
@@ -252,9 +270,14 @@ def _split(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     if "," in str(rest.get("device") or ""):
         raise ConfigError(f"device={rest['device']}: compare trains every run on one device (e.g. device=0), "
                           "so that epoch times and memory are comparable")
-    if "runs" in own and (rest or "seeds" in own):
-        raise ConfigError(f"runs= compares finished runs as they are: {', '.join([*rest, *own.keys() - {'runs'}])} "
-                          "cannot be applied (only project=, name=, exist_ok=)")
+    if "runs" in own and (rest or "seeds" in own or "budget" in own):
+        extra = [*rest, *(k for k in own if k in ("seeds", "budget"))]
+        raise ConfigError(f"runs= compares finished runs as they are: {', '.join(extra)} cannot be applied "
+                          "(only project=, name=, exist_ok=, baseline=, force=)")
+    if own.get("budget", "epochs") not in BUDGETS:
+        raise ConfigError(f"budget={own['budget']!r}: choose one of {', '.join(BUDGETS)}")
+    if "force" in own and not isinstance(own["force"], bool):
+        raise ConfigError(f"force={own['force']!r}: give force=True or force=False")
     if "seed" in rest:
         if "seeds" in own:
             raise ConfigError("give seeds=0,1,2 or seed=0, not both")
@@ -277,21 +300,26 @@ def compare(overrides: Mapping[str, Any], latency_runs: int = 30) -> Path:
     root = Path(out.get("project") or Path("runs") / "compare")
     base, exist_ok = root / (out.get("name") or "compare"), bool(out.get("exist_ok"))
     results: list[RunResult] = []
+    budget_text = ""
     if "runs" in own:
         results = [collect_run(d) for d in parse_list(own["runs"], "runs")]
+        check_recipes(results, force=bool(own.get("force", False)))
+        baseline = _baseline(own.get("baseline"), [r.label for r in results], [str(r.args.get("model")) for r in results])
         save_dir = claim_dir(base, exist_ok)
     else:
         models = parse_list(own["models"], "models")
-        seeds = parse_seeds(own.get("seeds", get_cfg()["seed"]))
+        seeds = parse_seeds(own["seeds"]) if "seeds" in own else list(DEFAULT_SEEDS)
         check_models(models, settings)
-        save_dir = claim_dir(base, exist_ok)
         labels = model_labels(models)
+        baseline = _baseline(own.get("baseline"), labels, models)
+        epochs, budget_text = budget_epochs(own.get("budget"), models, labels, settings, baseline)
+        save_dir = claim_dir(base, exist_ok)
         LOGGER.info(f"Comparing {', '.join(labels)} over seeds {seeds}: {len(models) * len(seeds)} training runs "
-                    f"into {save_dir / 'runs'}")
+                    f"into {save_dir / 'runs'}; baseline {baseline}; budget {budget_text}")
         for seed in seeds:
             for label, model in zip(labels, models):
-                run = train_run({**settings, "model": model, "seed": seed, "project": str(save_dir / "runs"),
-                                 "name": f"{label}-seed{seed}", "exist_ok": True})
+                run = train_run({**settings, **epochs.get(label, {}), "model": model, "seed": seed,
+                                 "project": str(save_dir / "runs"), "name": f"{label}-seed{seed}", "exist_ok": True})
                 results.append(collect_run(run, label=label))
     tasks = {r.task for r in results}
     if len(tasks) > 1:
@@ -299,6 +327,6 @@ def compare(overrides: Mapping[str, Any], latency_runs: int = 30) -> Path:
                           + ", ".join(f"{r.run_dir} ({r.task})" for r in results))
     LOGGER.info(f"Timing {len(results)} best.pt files: {latency_runs} single-image passes each, interleaved")
     measure_latencies(results, latency_runs)
-    write_reports(save_dir, results, command_line(overrides))
+    write_reports(save_dir, results, command_line(overrides), baseline=baseline, budget=budget_text)
     LOGGER.info(f"Comparison saved to {save_dir}")
     return save_dir

@@ -69,7 +69,8 @@ def markdown_table(rows: Sequence[dict[str, Any]], task: str) -> str:
     return "\n".join(lines)
 
 
-def _markdown(results: Sequence[RunResult], rows: Sequence[dict[str, Any]], command: str) -> str:
+def _markdown(results: Sequence[RunResult], rows: Sequence[dict[str, Any]], command: str, verdict_md: str = "",
+              budget: str = "") -> str:
     task, first = results[0].task, results[0]
     metrics = [c for c in value_columns(task) if c not in HEADERS]
     settings = ", ".join(f"{k}={'null' if first.args[k] is None else first.args[k]}"
@@ -99,8 +100,11 @@ def _markdown(results: Sequence[RunResult], rows: Sequence[dict[str, Any]], comm
         "validation not included). Train min: wall-clock minutes of the whole training process (setup, epochs, "
         "validations, final validation). Peak RSS: the training process (data-loader workers not included). "
         "Both n/a for runs not trained by compare.",
+        *([f"- Budget: {budget}."] if budget else []),
         "",
     ]
+    if verdict_md:
+        lines += ["## Verdict", "", verdict_md, "", "## Models", ""]
     diff = differing_settings(results)
     if diff:
         lines += ["**Warning: these settings differ between the runs, so the comparison is not like for like:** "
@@ -140,15 +144,24 @@ def _curves(results: Sequence[RunResult]) -> dict[str, dict[str, tuple[np.ndarra
     return out
 
 
-def write_reports(save_dir: Path, results: Sequence[RunResult], command: str) -> dict[str, Path]:
-    """Write every output file of a comparison into ``save_dir``; returns {kind: path}."""
+def write_reports(save_dir: Path, results: Sequence[RunResult], command: str, baseline: str | None = None,
+                  budget: str = "", image_boot: int = 500) -> dict[str, Path]:
+    """Write every output file of a comparison into ``save_dir``; returns {kind: path}.
+
+    ``baseline``: the model label the others are judged against (default: the first); ``budget``: a line on
+    how the runs' training budgets were set; ``image_boot``: replicates of the per-image bootstrap (0 = off).
+    """
+    from mirrordet.engine.compare_verdict import paired_verdicts, verdict_markdown, verdict_rows
     from mirrordet.plotting.compare import plot_curves, plot_tradeoff
 
     rows = aggregate(results)
     task = results[0].task
     paths = {"csv": write_csv(save_dir / "compare.csv", rows),
              "runs_csv": write_csv(save_dir / "compare_runs.csv", run_rows(results))}
-    md = _markdown(results, rows, command)
+    verdicts = paired_verdicts(results, baseline or results[0].label, image_boot=image_boot)
+    if verdicts:
+        paths["verdict_csv"] = write_csv(save_dir / "compare_verdict.csv", verdict_rows(verdicts))
+    md = _markdown(results, rows, command, verdict_markdown(verdicts) if verdicts else "", budget)
     paths["md"] = atomic_write_text(save_dir / "compare.md", md)
     metric = PRIMARY_METRIC.get(task) or next(c for c in value_columns(task) if c not in HEADERS)
     xs = {"GFLOPs": ([r["gflops"] for r in rows], None)}
@@ -160,4 +173,6 @@ def write_reports(save_dir: Path, results: Sequence[RunResult], command: str) ->
                                  imgsz=results[0].imgsz)
     paths["curves"] = plot_curves(_curves(results), save_dir / "compare_curves.png")
     LOGGER.info(markdown_table(rows, task))
+    if verdicts:
+        LOGGER.info(verdict_markdown(verdicts))
     return paths

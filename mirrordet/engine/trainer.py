@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -28,6 +29,7 @@ from mirrordet.engine.checkpoint_format import Checkpoint
 from mirrordet.engine.distributed import (all_true, broadcast_object, checksums_agree, cleanup, dist_info,
                                           init_distributed)
 from mirrordet.engine.ema import ModelEMA
+from mirrordet.engine.fingerprint import recipe_fingerprint, run_settings
 from mirrordet.engine.optim import build_optimizer, optimizer_momentum, warmup_step
 from mirrordet.engine.resume import STORAGE_ERRNOS, resume_hint, resume_settings
 from mirrordet.engine.run_dir import resume_run_dir, run_dir
@@ -122,7 +124,7 @@ class Trainer:
             ema={"updates": int(ema["updates"])}, optimizer=self.parts.optimizer.state_dict(),
             scaler=self.parts.scaler.state_dict() if self.amp else None, epoch=epoch, best_fitness=best_fitness,
             train_args=args, rng=get_rng_state(), train_time=round(self._elapsed(), 3),
-            date=datetime.now(timezone.utc).isoformat(), version=__version__,
+            date=datetime.now(timezone.utc).isoformat(), version=__version__, fingerprint=self.fingerprint,
         ).to_dict()
 
     # ---- the loop ------------------------------------------------------------------------------
@@ -189,6 +191,12 @@ class Trainer:
             parts.train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
         return parts
 
+    @cached_property
+    def fingerprint(self) -> str:
+        """The recipe fingerprint (engine/fingerprint.py); a resumed run keeps its checkpoint's."""
+        resumed = self.resume_ckpt.fingerprint if self.resume_ckpt is not None else ""
+        return resumed or recipe_fingerprint(run_settings(self.cfg, self.imgsz))
+
     def _write_run_header(self) -> ResultsCSV:
         cfg, task = self.cfg, self.task
         csv = ResultsCSV(self.save_dir / "results.csv",
@@ -196,9 +204,7 @@ class Trainer:
                           "epoch_time"],
                          resume_epoch=self.state.start_epoch + 1 if self.resume_ckpt is not None else None)
         if self.resume_ckpt is None:
-            from mirrordet.utils.versions import package_versions
-
-            args = {**cfg, "imgsz": self.imgsz, "versions": package_versions()}  # versions: to repeat the run
+            args = {**run_settings(self.cfg, self.imgsz), "fingerprint": self.fingerprint}
             atomic_write_text(self.save_dir / "args.yaml", yaml.safe_dump(args, sort_keys=False))
             if cfg["plots"]:
                 plot_training_labels(self.task, self.parts.train_set, self.names, self.save_dir / "labels.png")

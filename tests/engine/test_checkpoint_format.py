@@ -27,10 +27,10 @@ def _tiny() -> ModelGraph:
 
 def test_file_written_by_the_previous_code_loads_unchanged():
     raw = load_checkpoint(OLD)
-    assert list(raw) == OLD_KEYS  # the layout Checkpoint.to_dict writes
+    assert list(raw) == OLD_KEYS  # the layout Checkpoint.to_dict writes (since then: + fingerprint)
     ckpt = read_checkpoint(OLD)
     assert ckpt.resumable and ckpt.epoch == 2 and ckpt.names == {0: "circle", 1: "square", 2: "triangle", 3: "star"}
-    assert list(ckpt.to_dict()) == OLD_KEYS
+    assert list(ckpt.to_dict()) == [*OLD_KEYS, "fingerprint"] and ckpt.fingerprint == ""
     net, again = load_weights(OLD)
     assert again.epoch == 2 and net.nc == 4 and net.task == "detect"
     assert all(torch.equal(v, raw["model"][k]) for k, v in net.state_dict().items() if k in raw["model"])

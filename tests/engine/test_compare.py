@@ -80,11 +80,26 @@ def test_compare_runs_md_and_plots(compared):
     assert "mirrordet compare models=" in md and "tiny-mirror.yaml" in md and "seeds=0" in md
     assert "| model | runs (seeds) | params | GFLOPs | CPU latency ms |" in md
     assert all(f"| {m} | 1 (0) |" in md for m in MODELS)
+    verdict = md.index("## Verdict")  # the verdict leads: one seed, so the paired image bootstrap decides
+    assert verdict < md.index("| model | runs (seeds)") and f"| {MODELS[1]} | {MODELS[0]} | 0 |" in md
+    (row,) = read_rows(compared / "compare_verdict.csv")
+    assert row["decided_by"] == "images" and float(row["image_boot_low"]) <= float(row["image_boot_high"])
+    assert row["verdict"] in ("better", "worse", "inconclusive") and row["t_low"] == ""
     for name in ("compare.png", "compare_curves.png"):
         assert_png(compared / name)
 
 
 def test_compare_run_folders_are_complete(compared):
+    from mirrordet.engine.fingerprint import recipe_fingerprint
+    from mirrordet.engine.weights import read_checkpoint
+
+    prints = set()
+    for m in MODELS:
+        run = compared / "runs" / f"{m}-seed0"
+        args = yaml.safe_load((run / "args.yaml").read_text())
+        assert args["fingerprint"] == recipe_fingerprint(args) == read_checkpoint(run / "weights" / "best.pt").fingerprint
+        prints.add(args["fingerprint"])
+    assert len(prints) == 1  # the models differ, the recipe does not
     for m in MODELS:
         run = compared / "runs" / f"{m}-seed0"
         args = yaml.safe_load((run / "args.yaml").read_text())
@@ -111,6 +126,23 @@ def test_compare_finished_runs(compared, tmp_path, monkeypatch):
     assert "runs=" in (tmp_path / "again" / "compare.md").read_text()
 
 
+def test_runs_with_different_recipes_are_refused(compared, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    import mirrordet.engine.profile as profile
+
+    monkeypatch.setattr(profile, "interleaved_latency", lambda models, *a, **k: [1.0] * len(models))
+    a, b = (compared / "runs" / f"{m}-seed0" for m in MODELS)
+    shutil.copytree(b, tmp_path / "b")
+    args = yaml.safe_load((tmp_path / "b" / "args.yaml").read_text())
+    (tmp_path / "b" / "args.yaml").write_text(yaml.safe_dump({**args, "lr0": 0.02}))
+    assert main(["compare", f"runs={a},{tmp_path / 'b'}", f"project={tmp_path}", "name=refused"]) == 2
+    err = capsys.readouterr().err
+    assert "not trained with the same recipe" in err and "lr0:" in err and "force=True" in err
+    assert not (tmp_path / "refused").exists()
+    assert main(["compare", f"runs={a},{tmp_path / 'b'}", "force=True", f"project={tmp_path}", "name=forced"]) == 0
+
+
 @pytest.mark.parametrize("argv, message", [
     (["models=yolov8n.yaml", "runs=x"], "not both"),
     ([], "models=a.yaml,b.yaml"),
@@ -122,6 +154,10 @@ def test_compare_finished_runs(compared, tmp_path, monkeypatch):
     (["models=yolov8n.yaml", "DATA", "epoch=3"], "did you mean 'epochs'"),
     (["runs=/nonexistent/run"], "args.yaml is missing"),
     (["models=yolov8n.yaml", "device=0,1"], "one device"),
+    (["models=yolov8n.yaml", "budget=gpu"], "choose one of epochs, time, flops"),
+    (["models=yolov8n.yaml", "DATA", "baseline=nope"], "is none of the compared models"),
+    (["models=yolov8n.yaml", "DATA", "budget=time"], "budget=time needs time="),
+    (["runs=a,b", "budget=flops"], "cannot be applied"),
 ])
 def test_compare_bad_input_is_clear(argv, message, tiny_shapes_yaml, tmp_path, capsys):
     argv = [f"data={tiny_shapes_yaml}" if a == "DATA" else a for a in argv]

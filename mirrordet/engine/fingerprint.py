@@ -1,0 +1,53 @@
+"""The recipe fingerprint: one hash of every setting that changes what a training run learns.
+
+Two runs with equal fingerprints differ only in their model and seed (and where their files went), so
+comparing them is like for like. The hash covers the data, image size, epochs / time budget, pretrained
+weights, optimizer and schedule, loss gains, augmentation, validation settings and the package versions;
+it leaves out the model, the seed, output folders, the device and worker count (mirrordet's epoch order and
+augmentation depend on the seed and epoch alone), and predict/export settings. The trainer writes it to
+args.yaml and to every checkpoint; ``mirrordet compare runs=`` recomputes it from each run's args.yaml.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Mapping
+
+# settings that do not change what a run learns (or that a comparison varies on purpose)
+NOT_RECIPE = frozenset({
+    "model", "scale", "nc", "seed", "task", "mode", "project", "name", "exist_ok", "save_dir", "resume", "device",
+    "workers", "save_period", "plots", "verbose", "fingerprint", "source", "save", "save_txt", "save_conf",
+    "vid_stride", "format", "opset", "dynamic", "simplify", "half",
+})
+
+
+def run_settings(cfg: Mapping[str, Any], imgsz: int) -> dict[str, Any]:
+    """A training run's settings as args.yaml records them: ``cfg``, the used ``imgsz`` and the package
+    versions (to repeat the run)."""
+    from mirrordet.utils.versions import package_versions
+
+    return {**cfg, "imgsz": imgsz, "versions": package_versions()}
+
+
+def recipe(args: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of ``args`` (a run's args.yaml or checkpoint settings) that make up its recipe."""
+    return {k: args[k] for k in sorted(args) if k not in NOT_RECIPE}
+
+
+def recipe_fingerprint(args: Mapping[str, Any]) -> str:
+    """16 hex digits of the SHA-256 of :func:`recipe` (JSON, sorted keys; non-JSON values as text)."""
+    text = json.dumps(recipe(args), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def recipe_differences(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{setting: {run: value}} for every recipe setting whose value is not the same in all ``runs``."""
+    recipes = {name: recipe(args) for name, args in runs.items()}
+    keys = sorted({k for r in recipes.values() for k in r})
+    out = {}
+    for k in keys:
+        vals = {name: r.get(k) for name, r in recipes.items()}
+        if len({json.dumps(v, sort_keys=True, default=str) for v in vals.values()}) > 1:
+            out[k] = vals
+    return out
