@@ -35,6 +35,7 @@ from mirrordet.data.synthetic_draw import (
     background,
     draw_shape,
     shape_color,
+    shape_color_kind,
     shape_extent,
 )
 from mirrordet.utils.errors import DatasetError
@@ -224,14 +225,39 @@ def ensure_shapes(root: str | Path, **kwargs: int) -> Path:
 
 def render_classification_image(rng: np.random.Generator, cls: int, imgsz: int) -> np.ndarray:
     """One centred-ish shape of class ``cls`` on a textured background: BGR uint8 [imgsz, imgsz, 3]."""
+    return _render_classification(rng, cls, imgsz)[0]
+
+
+def _render_classification(rng: np.random.Generator, cls: int, imgsz: int) -> tuple[np.ndarray, dict[str, str]]:
+    """(image, its attributes ``{"colour": "class tint" | "other colour", "size": "small" | "large"}``)."""
     img = background(rng, imgsz)
     add_clutter(img, rng, n_lines=int(rng.integers(0, 3)), n_blobs=int(rng.integers(0, 2)))
-    size = float(rng.uniform(0.4, 0.8) * imgsz)
+    frac = float(rng.uniform(0.4, 0.8))
+    size = frac * imgsz
     poly, ext = shape_extent(cls, size, rng)
     cx = float(np.clip(imgsz / 2 + rng.uniform(-0.1, 0.1) * imgsz, -ext[0], imgsz - ext[2]))
     cy = float(np.clip(imgsz / 2 + rng.uniform(-0.1, 0.1) * imgsz, -ext[1], imgsz - ext[3]))
-    draw_shape(img, cls, (cx, cy), size, poly, shape_color(cls, rng))
-    return add_noise(img, rng, sigma=float(rng.uniform(4, 12)))
+    color, arbitrary = shape_color_kind(cls, rng)
+    draw_shape(img, cls, (cx, cy), size, poly, color)
+    attrs = {"colour": "other colour" if arbitrary else "class tint", "size": "small" if frac < 0.6 else "large"}
+    return add_noise(img, rng, sigma=float(rng.uniform(4, 12))), attrs
+
+
+def shapes_cls_attributes(root: str | Path) -> dict[str, dict[str, str]]:
+    """Per-image attributes of a generated shapes-cls folder, replayed from its ``synthetic.json`` (the
+    generator's draws are a function of (seed, split, class, index)): ``{"val/circle/00003.png":
+    {"colour": ..., "size": ...}}``; {} for a folder this module did not generate."""
+    meta = _read_meta(Path(root))
+    if not isinstance(meta, dict) or meta.get("generator") != "shapes-cls" or meta.get("version") != GENERATOR_VERSION:
+        return {}
+    a = meta["args"]
+    out = {}
+    for split, n in (("train", a["n_train_per_class"]), ("val", a["n_val_per_class"])):
+        for cls, name in enumerate(SHAPE_NAMES):
+            for i in range(n):
+                rng = np.random.default_rng([a["seed"], 10 + _SPLIT_CODE[split], cls, i])
+                out[f"{split}/{name}/{i:05d}.png"] = _render_classification(rng, cls, a["imgsz"])[1]
+    return out
 
 
 def generate_shapes_cls(

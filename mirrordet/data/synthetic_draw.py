@@ -52,10 +52,15 @@ def add_noise(img: np.ndarray, rng: np.random.Generator, sigma: float) -> np.nda
 
 def shape_color(cls: int, rng: np.random.Generator) -> tuple[int, int, int]:
     """Class tint with jitter, or (sometimes) an arbitrary colour."""
+    return shape_color_kind(cls, rng)[0]
+
+
+def shape_color_kind(cls: int, rng: np.random.Generator) -> tuple[tuple[int, int, int], bool]:
+    """(:func:`shape_color`'s colour, whether it is an arbitrary colour rather than the class tint); the same draws."""
     if rng.random() < RANDOM_COLOR_P:
-        return tuple(int(v) for v in rng.integers(20, 236, 3))
+        return tuple(int(v) for v in rng.integers(20, 236, 3)), True
     base = np.array(BASE_COLORS[cls]) + rng.integers(-COLOR_JITTER, COLOR_JITTER + 1, 3)
-    return tuple(int(v) for v in np.clip(base, 0, 255))
+    return tuple(int(v) for v in np.clip(base, 0, 255)), False
 
 
 def _rotate(pts: np.ndarray, angle: float) -> np.ndarray:

@@ -70,7 +70,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], task: str) -> str:
 
 
 def _markdown(results: Sequence[RunResult], rows: Sequence[dict[str, Any]], command: str, verdict_md: str = "",
-              budget: str = "") -> str:
+              budget: str = "", shortcut_md: str = "") -> str:
     task, first = results[0].task, results[0]
     metrics = [c for c in value_columns(task) if c not in HEADERS]
     settings = ", ".join(f"{k}={'null' if first.args[k] is None else first.args[k]}"
@@ -104,7 +104,11 @@ def _markdown(results: Sequence[RunResult], rows: Sequence[dict[str, Any]], comm
         "",
     ]
     if verdict_md:
-        lines += ["## Verdict", "", verdict_md, "", "## Models", ""]
+        lines += ["## Verdict", "", verdict_md, ""]
+    if shortcut_md:
+        lines += ["## Shortcut check", "", shortcut_md, ""]
+    if verdict_md or shortcut_md:
+        lines += ["## Models", ""]
     diff = differing_settings(results)
     if diff:
         lines += ["**Warning: these settings differ between the runs, so the comparison is not like for like:** "
@@ -161,7 +165,15 @@ def write_reports(save_dir: Path, results: Sequence[RunResult], command: str, ba
     verdicts = paired_verdicts(results, baseline or results[0].label, image_boot=image_boot)
     if verdicts:
         paths["verdict_csv"] = write_csv(save_dir / "compare_verdict.csv", verdict_rows(verdicts))
-    md = _markdown(results, rows, command, verdict_markdown(verdicts) if verdicts else "", budget)
+    shortcut_md = ""
+    if task == "classify":
+        from mirrordet.engine.compare_shortcuts import shortcut_markdown, shortcut_rows
+
+        shortcuts = shortcut_rows(results)
+        if shortcuts:
+            paths["shortcut_csv"] = write_csv(save_dir / "compare_shortcuts.csv", shortcuts)
+            shortcut_md = shortcut_markdown(shortcuts)
+    md = _markdown(results, rows, command, verdict_markdown(verdicts) if verdicts else "", budget, shortcut_md)
     paths["md"] = atomic_write_text(save_dir / "compare.md", md)
     metric = PRIMARY_METRIC.get(task) or next(c for c in value_columns(task) if c not in HEADERS)
     xs = {"GFLOPs": ([r["gflops"] for r in rows], None)}

@@ -46,6 +46,7 @@ class ClassificationValidator:
         nc = len(self.names)
         matrix = np.zeros((nc, nc), dtype=np.int64)
         top5_hits, n = 0, 0
+        per_image: list[dict[str, Any]] = []  # predictions.json: the per-image outcome (shortcut checks)
         for batch in tqdm(self.loader, desc="val", leave=False, disable=not verbose, dynamic_ncols=True):
             img = batch["img"].to(device, non_blocking=True)
             img = to_unit_float(img, half)
@@ -56,7 +57,10 @@ class ClassificationValidator:
             top = probs.topk(min(5, nc), 1).indices
             top5_hits += int((top == target[:, None]).any(1).sum())
             n += len(target)
-            np.add.at(matrix, (target.cpu().numpy(), top[:, 0].cpu().numpy()), 1)
+            pred = top[:, 0].cpu().numpy()
+            np.add.at(matrix, (target.cpu().numpy(), pred), 1)
+            per_image += [{"im_file": f, "cls": int(c), "pred": int(p), "score": float(s)} for f, c, p, s in
+                          zip(batch["im_file"], target.tolist(), pred.tolist(), probs.max(1).values.tolist())]
         model.train(was_training)
         top1 = float(np.trace(matrix) / max(n, 1))
         metrics: dict[str, Any] = {"metrics/accuracy_top1": top1, "metrics/accuracy_top5": top5_hits / max(n, 1)}
@@ -70,6 +74,8 @@ class ClassificationValidator:
                                               "top1": float(matrix[c, c] / matrix[c].sum()) if matrix[c].sum() else None}
                          for c in range(nc)}
             atomic_write_text(d / "metrics.json", json.dumps({**metrics, "per_class": per_class}, indent=2))
+            if save_json:
+                atomic_write_text(d / "predictions.json", json.dumps(per_image))
             if plots:
                 from mirrordet.plotting.confusion import plot_confusion_matrix
 

@@ -83,3 +83,41 @@ def test_budgets(tiny_shapes_yaml):
     assert budget_epochs(None, models, labels, {**settings, "time": 0.1}, "yolov8n")[1].startswith("time")
     with pytest.raises(ConfigError, match="contradicts"):
         budget_epochs("flops", models, labels, {**settings, "time": 0.1}, "yolov8n")
+
+
+def test_shortcut_check_for_classifiers(tmp_path):
+    """A classify comparison on generated shapes-cls data reports top-1 per class and per colour / size."""
+    import csv
+
+    from mirrordet.engine.compare import compare
+
+    data = tmp_path / "cls.yaml"
+    data.write_text("synthetic: shapes-cls\npath: cls\nsynthetic_args: {n_train_per_class: 6, n_val_per_class: 5, "
+                    "imgsz: 32, seed: 0}\ntrain: train\nval: val\nnames: [circle, square, triangle, star]\n")
+    out = compare({"models": "yolov8n-cls.yaml", "data": str(data), "seeds": "0", "imgsz": 32, "epochs": 1, "batch": 8,
+                   "workers": 0, "verbose": False, "project": str(tmp_path), "name": "c"}, latency_runs=1)
+    md = (out / "compare.md").read_text()
+    assert "## Shortcut check" in md
+    (row,) = list(csv.DictReader(open(out / "compare_shortcuts.csv")))
+    assert {"circle", "star", "colour: class tint", "colour: other colour", "size: small", "size: large"} <= set(row)
+    assert int(row["n circle"]) == 5 and int(row["n colour: class tint"]) + int(row["n colour: other colour"]) == 20
+    preds = __import__("json").loads((out / "runs" / "yolov8n-cls-seed0" / "predictions.json").read_text())
+    assert len(preds) == 20 and {"im_file", "cls", "pred", "score"} <= set(preds[0])
+    acc = sum(p["cls"] == p["pred"] for p in preds if "/circle/" in p["im_file"]) / 5
+    assert float(row["circle"]) == pytest.approx(acc)
+
+
+def test_shapes_cls_attributes_replay_the_generator(tmp_path):
+    import cv2
+    import numpy as np
+
+    from mirrordet.data.synthetic import generate_shapes_cls, render_classification_image, shapes_cls_attributes
+
+    root = generate_shapes_cls(tmp_path / "s", n_train_per_class=3, n_val_per_class=40, imgsz=32)
+    attrs = shapes_cls_attributes(root)
+    assert len(attrs) == 4 * 43 and attrs["val/star/00039.png"].keys() == {"colour", "size"}
+    other = sum(a["colour"] == "other colour" for a in attrs.values()) / len(attrs)
+    assert 0.05 < other < 0.3  # RANDOM_COLOR_P = 0.15
+    rng = np.random.default_rng([0, 11, 1, 5])  # (seed, val split, class, index): the generator's own draws
+    assert np.array_equal(render_classification_image(rng, 1, 32), cv2.imread(str(root / "val/square/00005.png")))
+    assert shapes_cls_attributes(tmp_path) == {}
