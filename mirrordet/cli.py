@@ -16,7 +16,7 @@ from mirrordet.version import __version__
 
 USAGE = f"""mirrordet {__version__}: YAML-defined detectors and classifiers
 
-usage: mirrordet MODE [key=value ...]
+usage: mirrordet [TASK] MODE [key=value ...]     (TASK: detect | classify, optional)
 
 modes:
   train   train a model           mirrordet train model=yolov8n-mirror.yaml data=coco.yaml epochs=100
@@ -141,6 +141,14 @@ MODES: dict[str, Callable[[dict[str, Any]], int]] = {
 }
 
 
+# A task word may come first, as Ultralytics users type it; it becomes task= (None: not available yet).
+TASK_WORDS: dict[str, str | None] = {"detect": "detect", "classify": "classify", "segment": None}
+# what a task word implies when the command does not say (`mirrordet classify train` trains a classifier)
+TASK_DEFAULTS: dict[str, dict[str, str]] = {"detect": {"task": "detect"},
+                                            "classify": {"task": "classify", "model": "yolov8n-cls.yaml",
+                                                         "data": "shapes-cls.yaml"}}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one CLI command; returns the exit code (0 ok, 2 bad input or a project error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -150,6 +158,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     mode, rest = argv[0], argv[1:]
     try:
+        if mode in TASK_WORDS:  # `mirrordet detect train ...`, as Ultralytics users type it
+            if TASK_WORDS[mode] is None:
+                raise ConfigError(f"the {mode} task is not available in mirrordet yet (detect and classify are)")
+            if not rest or rest[0] not in MODES:
+                raise ConfigError(f"`mirrordet {mode}` needs a mode after the task, e.g. `mirrordet {mode} train ...` "
+                                  f"(modes: {', '.join(MODES)})")
+            task, mode, rest = TASK_WORDS[mode], rest[0], rest[1:]
+            given = {tok.partition("=")[0].strip().lstrip("-") for tok in rest}
+            rest = [*rest, *(f"{k}={v}" for k, v in TASK_DEFAULTS[task].items() if k not in given and mode != "compare")]
         if mode not in MODES:
             if "=" in mode:
                 raise ConfigError(f"the first argument must be a mode ({', '.join(MODES)}), got {mode!r}")

@@ -26,6 +26,7 @@ class Model:
     """
 
     def __init__(self, model: str | Path = "yolov8n.yaml", nc: int | None = None, scale: str | None = None) -> None:
+        setup_logging()  # the Python API prints like the CLI (one handler on the package logger, idempotent)
         self.source = str(model)
         self.ckpt: Checkpoint | None = None
         self._predict_cache: dict[str, Any] = {}  # the fused inference copy, reused while the weights are unchanged

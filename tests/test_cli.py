@@ -39,4 +39,4 @@ def test_bad_input_gives_one_line_error(capsys, argv, message):
 
 def test_console_script_help():
     out = subprocess.run([sys.executable, "-m", "mirrordet", "help"], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and "usage: mirrordet MODE" in out.stdout and "lr0=0.01" in out.stdout
+    assert out.returncode == 0 and "usage: mirrordet [TASK] MODE" in out.stdout and "lr0=0.01" in out.stdout

@@ -86,6 +86,9 @@ def _check_range(key: str, value: Any) -> None:
             raise ConfigError(f"'{key}={value}' must be a finite number")
         if key in UNIT_INTERVAL and not 0.0 <= value <= 1.0:
             raise ConfigError(f"'{key}={value}' must be within [0, 1]")
+        if key == "batch" and value == -1:
+            raise ConfigError("'batch=-1' (AutoBatch) is not available in mirrordet; give a batch size, e.g. batch=16 "
+                              "(the total over all GPUs)")
         if key in POSITIVE and value <= 0:
             raise ConfigError(f"'{key}={value}' must be > 0")
         if key in NON_NEGATIVE and value < 0:
@@ -102,7 +105,8 @@ def _check_range(key: str, value: Any) -> None:
 
 def unknown_key_error(key: str, valid: list[str]) -> ConfigError:
     """A ConfigError for an unknown setting, naming the closest valid keys."""
-    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.75) or difflib.get_close_matches(key, valid, n=1,
+                                                                                                   cutoff=0.5)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return ConfigError(f"unknown setting {key!r}{hint} (see `mirrordet help` for every setting)")
 

@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mirrordet.data.image_files import is_image_file
 from mirrordet.utils.errors import DatasetError
 from mirrordet.utils.files import bundled_dir, find_yaml
 from mirrordet.utils.log import LOGGER
@@ -165,6 +166,47 @@ def _synthetic(raw: dict[str, Any], file: Path) -> Path:
     return root
 
 
+def is_class_folder_split(p: Path) -> bool:
+    """True for an ImageFolder split: a folder with no images of its own and class subfolders holding images."""
+    if not p.is_dir():
+        return False
+    entries = list(p.iterdir())
+    subdirs = [e for e in entries if e.is_dir() and not e.name.startswith(".")]
+    if not subdirs or any(e.is_file() and is_image_file(e) for e in entries):
+        return False
+    return any(is_image_file(f) for d in subdirs[:8] for f in list(d.iterdir())[:50])
+
+
+def _suited_imgsz(split: Path, sample: int = 32) -> int:
+    """The image size a folder's images suggest: the median longer side of a few of them, rounded up to a
+    multiple of 32, within [32, 640] (a folder of 64 px images should not train at 640 by default)."""
+    import cv2
+
+    sides = []
+    for d in sorted(p for p in split.iterdir() if p.is_dir()):
+        for f in sorted(d.iterdir())[: max(1, sample // 8)]:
+            im = cv2.imread(str(f)) if is_image_file(f) else None
+            if im is not None:
+                sides.append(max(im.shape[:2]))
+    if not sides:
+        return 224
+    median = sorted(sides)[len(sides) // 2]
+    return int(min(640, max(32, -(-median // 32) * 32)))
+
+
+def image_folder_dataset(root: Path) -> dict[str, Any] | None:
+    """The dataset dict of a classification folder ``root/{train,val}/<class>/*`` (``val`` may be ``valid`` or
+    ``test``), as Ultralytics users pass it with ``data=DIR``; None when ``root`` is not laid out so."""
+    train = root / "train"
+    val = next((root / v for v in ("val", "valid", "test") if is_class_folder_split(root / v)), None)
+    if not is_class_folder_split(train) or val is None:
+        return None
+    names = sorted(d.name for d in train.iterdir() if d.is_dir() and not d.name.startswith("."))
+    return {"yaml_file": root, "path": root, "names": dict(enumerate(names)), "nc": len(names), "task": "classify",
+            "synthetic": None, "defaults": {"imgsz": _suited_imgsz(train)}, "train": train, "val": val,
+            "test": root / "test" if val.name != "test" and is_class_folder_split(root / "test") else None}
+
+
 def load_dataset_yaml(name_or_path: str | Path) -> dict[str, Any]:
     """Load a dataset YAML (a path, or a bundled name such as ``shapes.yaml``).
 
@@ -179,7 +221,19 @@ def load_dataset_yaml(name_or_path: str | Path) -> dict[str, Any]:
         DatasetError: missing file (the message lists the bundled names), bad YAML, missing
             keys, a split path that does not exist, names/nc disagreement.
     """
+    folder = Path(os.path.expanduser(str(name_or_path)))
     file = find_yaml(name_or_path, "data")
+    if folder.is_dir():  # data=DIR: a classification ImageFolder, preferred over a sibling DIR.yaml
+        found = image_folder_dataset(folder.resolve())
+        if found is not None:
+            also = f" (not {file})" if file is not None else ""
+            LOGGER.info(f"data={name_or_path}: the image folder {found['path']}{also}: {found['nc']} classes, "
+                        f"train={found['train'].name}, val={found['val'].name}")
+            return found
+        if file is None:
+            raise DatasetError(f"data={name_or_path} is a folder but not a classification image folder "
+                               "(train/ and val/ with one subfolder of images per class); detection data needs a "
+                               "dataset YAML (path, train, val, names)")
     if file is None:
         bundled = sorted(p.name for p in bundled_dir("data").glob("*.yaml"))
         raise DatasetError(
@@ -195,8 +249,9 @@ def load_dataset_yaml(name_or_path: str | Path) -> dict[str, Any]:
     if missing:
         raise DatasetError(f"{file}: missing key(s) {', '.join('`' + k + '`' for k in missing)}")
     if "download" in raw:
-        LOGGER.info(
-            f"{file.name}: the `download` entry is not run; fetch the data manually (see the file's comments)"
+        LOGGER.warning(
+            f"{file.name}: the `download` entry is ignored (mirrordet never downloads); fetch the data yourself "
+            "into the `path:` folder (see the file's comments)"
         )
     names = _names(raw, file)
     defaults = _defaults(raw, file)
@@ -209,6 +264,11 @@ def load_dataset_yaml(name_or_path: str | Path) -> dict[str, Any]:
         p = raw.get("path")
         root = Path(os.path.expanduser(str(p))) if p else file.parent
         root = (root if root.is_absolute() else file.parent / root).resolve()
+    if task is None and synthetic is None:  # Ultralytics' classify YAMLs carry no task: the layout tells
+        first = raw.get("train")
+        first = first[0] if isinstance(first, list) and first else first
+        if isinstance(first, (str, Path)) and is_class_folder_split(_resolve(first, root, file, "train")):
+            task = "classify"
     task = task or "detect"
     if task not in ("detect", "classify"):
         raise DatasetError(f"{file}: `task` must be detect or classify, got {task!r}")

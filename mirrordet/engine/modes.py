@@ -42,13 +42,28 @@ def load_network(overrides: Mapping[str, Any]) -> tuple[ModelGraph, Checkpoint |
 
 def val_mode(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """`mirrordet val`: the named network validated on ``data``'s ``split``; returns the metrics."""
-    net, _, _ = load_network(overrides)
+    get_cfg(overrides)  # bad settings are reported first
+    if not overrides.get("model"):
+        raise ConfigError("mirrordet val needs the trained weights to validate: pass model=path/to/best.pt "
+                          "(e.g. model=runs/detect/train/train/weights/best.pt)")
+    net, ckpt, name = load_network(overrides)
+    warn_untrained(name, ckpt, "val")
     return validate_model(net, overrides)
+
+
+def warn_untrained(name: str, ckpt: Checkpoint | None, what: str) -> None:
+    """A loud warning when ``what`` (predict, export) runs a freshly built network instead of trained weights."""
+    if ckpt is None:
+        LOGGER.warning(f"WARNING: model={name} is a model YAML, so {what} runs a randomly initialized network "
+                       "(mirrordet never downloads weights): its outputs are noise. Pass a trained checkpoint "
+                       "(model=.../best.pt) or train one first")
 
 
 def predict_mode(overrides: Mapping[str, Any]) -> None:
     """`mirrordet predict`: the named network over ``source``, results streamed to the run folder."""
-    net, ckpt, _ = load_network(overrides)
+    get_cfg(overrides)  # bad settings are reported before anything else
+    net, ckpt, name = load_network(overrides)
+    warn_untrained(name, ckpt, "predict")
     for _ in predict_model(net, overrides=overrides, stream=True, cli=True,
                            train_args=ckpt.train_args if ckpt is not None else None):
         pass
@@ -58,7 +73,9 @@ def export_mode(overrides: Mapping[str, Any]) -> Path:
     """`mirrordet export`: the named network exported and checked; returns the file's path."""
     from mirrordet.engine.exporter import export_model
 
+    get_cfg(overrides)  # bad settings are reported before anything else
     net, ckpt, name = load_network(overrides)
+    warn_untrained(name, ckpt, "export")
     return export_model(net, overrides, train_args=ckpt.train_args if ckpt is not None else None, source=name).path
 
 

@@ -80,11 +80,21 @@ def load_matching(net: ModelGraph, state: dict[str, torch.Tensor] | str | Path, 
     return len(matched)
 
 
+def missing_weights_message(model: str | Path) -> str:
+    """What to tell a user whose ``model=X.pt`` does not exist (mirrordet never downloads weights)."""
+    path = Path(str(model))
+    return (f"{path} does not exist (looked for {path.resolve()}); mirrordet never downloads weights: put the file "
+            f"there yourself (e.g. an Ultralytics release asset such as yolov8n.pt, or a best.pt you trained), "
+            f"or build a fresh model from a YAML with model={path.stem}.yaml")
+
+
 def open_network(model: str | Path, nc: int | None = None, scale: str | None = None
                  ) -> tuple[ModelGraph, Checkpoint | None]:
     """The network ``model`` names: a mirrordet ``.pt`` checkpoint (with its weights; ``nc`` and
     ``scale`` are the checkpoint's) or a model YAML, a path or a bundled name (freshly initialized,
     built for ``nc`` classes at ``scale``). Returns (network, checkpoint or None)."""
     if Path(str(model)).suffix == ".pt":
+        if not Path(str(model)).is_file():
+            raise CheckpointError(missing_weights_message(model))
         return load_weights(model)
     return build_model(model, nc=nc, scale=scale), None
