@@ -49,7 +49,7 @@ from mirrordet.utils.log import LOGGER
 
 
 class DetectionDataset(Dataset):
-    """Images plus boxes from per-image records (YOLO txt or COCO JSON, see labels.py / coco.py).
+    """Images plus boxes from per-image records (YOLO txt, COCO JSON or Pascal VOC XML: labels.py, coco.py, voc.py).
 
     Args:
         records: dicts with ``im_file``, ``shape`` (h, w), ``cls`` [n] int, ``bboxes`` [n, 4]
@@ -64,7 +64,13 @@ class DetectionDataset(Dataset):
         seed: base seed of the augmentation: sample i of epoch e draws from a generator seeded with
             (seed, e, i), so augmentation is the same for any worker count and after a resume.
         annotations_file: the COCO JSON of this split, when the data came from one.
+
+    Attributes:
+        source_format: ``"yolo"``, ``"coco"`` or ``"voc"``: the label format the records came from (set by
+            :func:`build_detection_dataset`; VOC data is also scored with the VOC metric).
     """
+
+    source_format: str = "yolo"
 
     def __init__(
         self,
@@ -235,7 +241,8 @@ def build_detection_dataset(
 ) -> DetectionDataset:
     """Build the dataset of one split of a loaded dataset YAML (``load_dataset_yaml``).
 
-    YOLO txt labels for folder / .txt / list splits, COCO JSON for ``{images, annotations}`` splits.
+    YOLO txt labels for folder / .txt / list splits, COCO JSON for ``{images, annotations}`` splits, Pascal VOC
+    XML for ``{voc: [ImageSets id lists]}`` splits.
 
     Args:
         data: the dict returned by ``load_dataset_yaml``.
@@ -258,7 +265,11 @@ def build_detection_dataset(
         raise DatasetError(f"fraction must be in (0, 1], got {fraction}")
     nc, prefix = int(data["nc"]), f"{split}: "
     category_ids, ann = None, None
-    if isinstance(src, Mapping):
+    if isinstance(src, Mapping) and "voc" in src:
+        from mirrordet.data.voc import load_voc_records
+
+        records, report = load_voc_records(src["voc"], [data["names"][k] for k in sorted(data["names"])], prefix=prefix)
+    elif isinstance(src, Mapping):
         records, category_ids, report = load_coco_records(
             src["images"], src["annotations"], nc=nc, prefix=prefix
         )
@@ -281,7 +292,7 @@ def build_detection_dataset(
         raise DatasetError(f"{where}: {why}")
     if fraction < 1:
         records = records[: max(1, round(len(records) * fraction))]
-    return DetectionDataset(
+    dataset = DetectionDataset(
         records,
         imgsz,
         augment,
@@ -292,3 +303,5 @@ def build_detection_dataset(
         seed=seed,
         annotations_file=ann,
     )
+    dataset.source_format = "voc" if isinstance(src, Mapping) and "voc" in src else "coco" if ann else "yolo"
+    return dataset

@@ -4,11 +4,13 @@ Format (keys not listed are ignored)::
 
     path: ../datasets/coco        # root; relative to this YAML's folder (default: that folder)
     train: images/train2017       # folder of images | .txt list | list of those |
-    val: images/val2017           #   {images: DIR, annotations: FILE.json} (COCO)
+    val: images/val2017           #   {images: DIR, annotations: FILE.json} (COCO) |
+                                  #   VOC2007/ImageSets/Main/test.txt (Pascal VOC, read from its XML)
     test: ...                     # optional
     names: [person, bicycle, ...] # or {0: person, 1: bicycle, ...}
     nc: 80                        # optional; must equal the number of names
     task: detect                  # optional: detect | classify
+    format: voc                   # optional: voc requires VOC id-list splits (they are detected anyway)
     defaults: {imgsz: 192}        # optional train-setting hints (scalars), passed through
     synthetic: shapes             # optional: data generated on first use (shapes | shapes-cls)
     synthetic_args: {n_train: 400}  # optional generator arguments
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mirrordet.data.image_files import is_image_file
+from mirrordet.data.voc import is_voc_split
 from mirrordet.utils.errors import DatasetError
 from mirrordet.utils.files import bundled_dir, find_yaml
 from mirrordet.utils.log import LOGGER
@@ -124,11 +127,17 @@ def _split(value: Any, root: Path, file: Path, key: str, task: str = "detect") -
         if not images.is_dir() or not ann.is_file():
             raise DatasetError(f"{file}: `{key}` needs `images` to be a folder and `annotations` a JSON file")
         return {"images": images, "annotations": ann}
-    if isinstance(value, list):
-        if not value:
-            raise DatasetError(f"{file}: `{key}` is an empty list")
-        return [_split_one(v, root, file, f"{key}[{i}]", task) for i, v in enumerate(value)]
-    return _split_one(value, root, file, key, task)
+    parts = value if isinstance(value, list) else [value]
+    if not parts:
+        raise DatasetError(f"{file}: `{key}` is an empty list")
+    paths = [_split_one(v, root, file, f"{key}[{i}]" if isinstance(value, list) else key, task)
+             for i, v in enumerate(parts)]
+    voc = [is_voc_split(p) for p in paths]
+    if any(voc):  # Pascal VOC: ImageSets/Main id lists beside Annotations/ and JPEGImages/
+        if not all(voc):
+            raise DatasetError(f"{file}: `{key}` mixes VOC id lists (ImageSets/Main/*.txt) with other sources")
+        return {"voc": paths}
+    return paths if isinstance(value, list) else paths[0]
 
 
 def _split_one(value: Any, root: Path, file: Path, key: str, task: str = "detect") -> Path:
@@ -285,4 +294,9 @@ def load_dataset_yaml(name_or_path: str | Path) -> dict[str, Any]:
     for key in SPLITS:
         if raw.get(key) not in (None, ""):
             out[key] = _split(raw[key], root, file, key, task)
+            if raw.get("format") == "voc" and not (isinstance(out[key], dict) and "voc" in out[key]):
+                raise DatasetError(f"{file}: `format: voc` but `{key}` is not a VOC id list "
+                                   "(VOC20xx/ImageSets/Main/<split>.txt beside Annotations/ and JPEGImages/)")
+    if raw.get("format") not in (None, "voc", "yolo", "coco"):
+        raise DatasetError(f"{file}: `format` must be voc, yolo or coco (or left out), got {short_repr(raw['format'])}")
     return out

@@ -58,9 +58,15 @@ def ground_truth_of(dataset: DetectionDataset) -> dict[str, Any]:
     ids = [dataset.image_id(i) for i in range(len(dataset))]
     if dataset.annotations_file is not None:
         return ground_truth_from_coco(read_coco_json(dataset.annotations_file), ids)
-    return coco_ground_truth([(ids[i], *dataset.records[i]["shape"]) for i in range(len(dataset))],
-                             [dataset.ground_truth(i) for i in range(len(dataset))], dataset.category_ids,
-                             dataset.names)
+    gt = coco_ground_truth([(ids[i], *dataset.records[i]["shape"]) for i in range(len(dataset))],
+                           [dataset.ground_truth(i) for i in range(len(dataset))], dataset.category_ids,
+                           dataset.names)
+    for i in range(len(dataset)):  # VOC's difficult objects: ignore regions, as COCO's crowd regions
+        for c, (x1, y1, x2, y2) in zip(dataset.records[i].get("difficult_cls", []), dataset.crowd_boxes(i).tolist()):
+            gt["annotations"].append({"id": len(gt["annotations"]) + 1, "image_id": ids[i], "iscrowd": 1,
+                                      "category_id": int(dataset.category_ids[int(c)]), "bbox": [x1, y1, x2 - x1, y2 - y1],
+                                      "area": (x2 - x1) * (y2 - y1)})
+    return gt
 
 
 class DetectionValidator:
@@ -98,6 +104,7 @@ class DetectionValidator:
         times = np.zeros(3)
         bar = tqdm(self.loader, desc="val", leave=False, disable=not verbose, dynamic_ncols=True)
         first = None  # (batch, NMS output) of the first batch, for val_batch0.png
+        per_image: dict[int, np.ndarray] = {}  # VOC data: [n, 6] original-pixel detections per dataset index
         for batch in bar:
             t0 = time.perf_counter()
             img = batch["img"].to(device, non_blocking=True)
@@ -117,6 +124,8 @@ class DetectionValidator:
                 scale_boxes(det[:, :4], batch["resized_shape"][si], batch["ori_shape"][si], batch["ratio_pad"][si])
                 gt_cls, gt_boxes = self.dataset.ground_truth(i)
                 stats.update(det, gt_cls, gt_boxes)
+                if self.dataset.source_format == "voc":
+                    per_image[i] = det.numpy()
                 confusion.update(det, gt_cls, gt_boxes)
                 dets += predictions_to_coco(self.dataset.image_id(i), det[:, :4].numpy(), det[:, 4].numpy(),
                                             det[:, 5].numpy().astype(np.int64), self.dataset.category_ids)
@@ -138,8 +147,14 @@ class DetectionValidator:
         }
         metrics["fitness"] = fitness(metrics)
         metrics["speed"] = speed
+        voc = self._voc(per_image) if self.dataset.source_format == "voc" else None
+        if voc is not None:
+            metrics["voc"] = voc
         table = format_class_table(self.names, rows if verbose else rows[:1])
         LOGGER.info(table)
+        if voc is not None:
+            LOGGER.info(f"VOC (IoU 0.5, difficult ignored): mAP {voc['map07']:.4f} (VOC07 11-point), "
+                        f"{voc['map']:.4f} (VOC2010+ area)")
         if verbose:
             LOGGER.info(coco.summary_text)
             LOGGER.info("Speed: %.1fms preprocess, %.1fms inference, %.1fms postprocess per image" %
@@ -147,6 +162,22 @@ class DetectionValidator:
         if self.save_dir is not None:
             self._save(metrics, rows, coco, det_metrics, confusion, dets, plots, save_json)
         return metrics
+
+    def _voc(self, per_image: dict[int, np.ndarray]) -> dict[str, Any]:
+        """The VOC metric of the split (metrics/voc_eval.py): mAP VOC07 11-point and area, per class."""
+        from mirrordet.metrics.voc_eval import voc_evaluate
+
+        ds, gts = self.dataset, []
+        for i in range(len(ds)):
+            cls, boxes = ds.ground_truth(i)
+            hard = np.asarray(ds.records[i].get("difficult_cls", np.zeros(0)), np.int64)
+            gts.append({"boxes": np.concatenate([boxes, ds.crowd_boxes(i)]), "cls": np.concatenate([cls, hard]),
+                        "difficult": np.r_[np.zeros(len(cls), bool), np.ones(len(hard), bool)]})
+        dets = [per_image.get(i, np.zeros((0, 6))) for i in range(len(ds))]
+        r = voc_evaluate(dets, gts, len(self.names))
+        per_class = {str(self.names[c]): {"ap07": None if np.isnan(r.ap07[c]) else float(r.ap07[c]),
+                                          "ap": None if np.isnan(r.ap[c]) else float(r.ap[c])} for c in range(len(self.names))}
+        return {"map07": r.map07, "map": r.map, "per_class": per_class}
 
     def _save(self, metrics, rows, coco, det_metrics, confusion, dets, plots: bool, save_json: bool) -> None:
         d = self.save_dir
@@ -157,7 +188,7 @@ class DetectionValidator:
                                      "mAP50-95": None if np.isnan(r.map) else r.map}
             for r in rows if r.cls is not None
         }
-        payload = {k: metrics[k] for k in (*METRIC_KEYS, "fitness", "speed")}
+        payload = {k: metrics[k] for k in (*METRIC_KEYS, "fitness", "speed", "voc") if k in metrics}
         payload.update(coco_stats=coco.stats.tolist(), per_class=per_class)
         atomic_write_text(d / "metrics.json", json.dumps(payload, indent=2))
         if save_json:
