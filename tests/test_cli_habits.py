@@ -34,6 +34,7 @@ def test_task_word_first(capfd, tmp_path, monkeypatch):
     (["predict", "model=yolov8n.pt", "source=x.jpg"], "never downloads weights"),
     (["val"], "needs the trained weights to validate: pass model=path/to/best.pt"),
     (["train", "batch=-1"], "(AutoBatch) is not available"),
+    (["train", "freeze=neck"], "must be a number of layers (>= 0) or 'backbone'"),
 ])
 def test_habits_get_one_clear_line(argv, contains, one_line_error, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

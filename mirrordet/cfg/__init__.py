@@ -17,7 +17,7 @@ NUMBER = (int, float)
 # The type of every setting whose default is null (tests/cfg checks that none is missing).
 OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
     "scale": (str,), "nc": (int,), "device": (str, int), "project": (str,), "name": (str,),
-    "conf": NUMBER, "classes": (list, int), "source": (str,), "weights": (str,), "time": NUMBER, "save": (bool,),
+    "conf": NUMBER, "classes": (list, int), "source": (str,), "weights": (str,), "freeze": (int, str), "time": NUMBER, "save": (bool,),
 }
 MAX_IMGSZ = 8192  # pixels; activation memory grows with imgsz**2 (see default.yaml)
 MIXED_TYPES: dict[str, tuple[type, ...]] = {"amp": (bool, str)}  # True/False, or "bf16"
@@ -95,6 +95,8 @@ def _check_range(key: str, value: Any) -> None:
             raise ConfigError(f"'{key}={value}' must be >= 0")
         if key == "imgsz" and value > MAX_IMGSZ:
             raise ConfigError(f"'imgsz={value}' is larger than the maximum {MAX_IMGSZ} pixels")
+    if key == "freeze" and not (value == "backbone" or (isinstance(value, int) and value >= 0)):
+        raise ConfigError(f"'freeze={value}' must be a number of layers (>= 0) or 'backbone'")
     if key == "fraction" and value > 1:
         raise ConfigError(f"'fraction={value}' must be within (0, 1]")
     if key == "classes" and value is not None:

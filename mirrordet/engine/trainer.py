@@ -71,6 +71,8 @@ class Trainer:
         init_seeds(cfg["seed"], cfg["deterministic"])
         self.names = dict(self.data["names"])
         self.model = self._build_model(model)
+        if cfg["freeze"] is not None:  # after a resume too: the frozen layers stay frozen
+            LOGGER.info(f"freeze={cfg['freeze']}: {self.model.freeze(cfg['freeze'])} parameter tensors kept fixed")
         self.task = task_for(self.model, self.data)
         self.stride = self.model.max_stride
         self.imgsz = check_imgsz(cfg["imgsz"], self.stride)

@@ -39,6 +39,7 @@ class ModelGraph(nn.Module):
         parsed, ctx = parse_model(d, nc=nc, scale=scale, ch=ch, source=source)
         self.yaml_text, self.source, self.scale, self.ch = yaml_text, source, scale, ch
         self.nc, self.kpt_shape = ctx.nc, ctx.kpt_shape
+        self.n_backbone = len(d.get("backbone") or [])  # the first rows of the YAML (freeze=backbone)
         self.layers = parsed.layers
         self.sources, self.save, self.rows = parsed.sources, set(parsed.save), parsed.rows
         self.names = dict(names) if names else {i: f"class{i}" for i in range(self.nc)}
@@ -51,6 +52,15 @@ class ModelGraph(nn.Module):
         self.register_buffer("stride", self._probe_strides(), persistent=False)
         if isinstance(head, Head):
             head.set_strides(self.stride)
+
+    def freeze(self, layers: int | str) -> int:
+        """Keep the parameters of the first ``layers`` layers (or the YAML's ``"backbone"`` rows) fixed in training
+        (``requires_grad=False``; BatchNorm statistics still follow the data). Returns the number of tensors frozen."""
+        n = self.n_backbone if layers == "backbone" else int(layers)
+        params = [p for layer in self.layers[:n] for p in layer.parameters()]
+        for p in params:
+            p.requires_grad_(False)
+        return len(params)
 
     @property
     def head(self) -> nn.Module:

@@ -125,3 +125,20 @@ def test_train_starts_from_weights(ultralytics_like_file, tiny_shapes_yaml, tmp_
     err = capfd.readouterr().err
     n = len(build_model("yolov8n.yaml", nc=4).state_dict())
     assert f"Transferred {n}/{n} tensors from {tmp_path / 'yolov8n.pt'}" in err
+
+
+def test_freeze_keeps_the_backbone_fixed(ultralytics_like_file, tiny_shapes_yaml, tmp_path):
+    """freeze=backbone: after a fine-tuning epoch the backbone tensors are those of the file, the head's are not."""
+    from mirrordet.engine.weights import load_weights
+
+    ultralytics_like_file(tmp_path / "yolov8n.pt", nc=4)
+    assert main(["train", "model=yolov8n.yaml", f"weights={tmp_path / 'yolov8n.pt'}", "freeze=backbone",
+                 f"data={tiny_shapes_yaml}", "epochs=1", "imgsz=64", "batch=8", "workers=0", "ema=False",
+                 f"project={tmp_path}", "name=fz", "plots=False"]) == 0
+    start = build_model("yolov8n.yaml", nc=4)
+    load_matching(start, tmp_path / "yolov8n.pt", "yolov8n.pt")
+    after = load_weights(tmp_path / "fz" / "weights" / "last.pt")[0].state_dict()
+    backbone = [k for k in after if k.startswith(("layers.0.", "layers.9.")) and "weight" in k and "bn" not in k]
+    head = [k for k in after if k.startswith("layers.22.cv3") and k.endswith("weight")]
+    assert backbone and all(torch.equal(after[k], start.state_dict()[k]) for k in backbone)
+    assert any(not torch.equal(after[k], start.state_dict()[k]) for k in head)
