@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from mirrordet.engine.checkpoint_format import Checkpoint
+from mirrordet.engine.callbacks import Callbacks
 from mirrordet.engine.weights import load_weights, open_network
 
 __all__ = ["Model", "load_weights"]  # load_weights: kept importable from here for existing scripts
@@ -30,6 +31,7 @@ class Model:
         self.source = str(model)
         self.ckpt: Checkpoint | None = None
         self._predict_cache: dict[str, Any] = {}  # the fused inference copy, reused while the weights are unchanged
+        self.callbacks = Callbacks()
         self.model, self.ckpt = open_network(self.source, nc=nc, scale=scale)
 
     @property
@@ -58,11 +60,17 @@ class Model:
             LOGGER.info(summary.line(Path(self.source).stem))
         return summary
 
+    def add_callback(self, event: str, fn: Any) -> None:
+        """Call ``fn(trainer, **details)`` at a training ``event`` of :meth:`train` (events and details:
+        :mod:`mirrordet.engine.callbacks`), e.g. ``m.add_callback("on_epoch_end", lambda t, **d: print(d["metrics"]))``."""
+        self.callbacks.add(event, fn)
+
     def train(self, **overrides: Any) -> dict:
         """Train with ``overrides`` on top of the defaults; returns the final metrics."""
         from mirrordet.engine.trainer import Trainer
 
-        return Trainer({**overrides, "model": self.source}, model=self.model if self.ckpt is None else None).train()
+        return Trainer({**overrides, "model": self.source}, model=self.model if self.ckpt is None else None,
+                       callbacks=self.callbacks).train()
 
     def val(self, **overrides: Any) -> dict:
         """Validate on ``data``'s ``split``; returns the metrics."""

@@ -97,3 +97,20 @@ class ModelEMA:
         """
         load_state_dict_checked(self.ema, state["ema"], source)
         self.updates = int(state.get("updates", 0))
+
+
+class NoEMA:
+    """Stand-in when ``ema=False``: validation and checkpoints use the raw weights."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.ema, self.updates = model, 0
+
+    def update(self, model: nn.Module) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"ema": the raw weights, "updates": 0}`` (the layout of ``ModelEMA.state_dict``)."""
+        return {"ema": self.ema.state_dict(), "updates": 0}
+
+    def load_state_dict(self, state: dict[str, Any], source: str = "weights") -> None:
+        load_state_dict_checked(self.ema, state["ema"], source)

@@ -22,13 +22,14 @@ from tqdm import tqdm
 
 from mirrordet.data.loader import set_loader_epoch
 from mirrordet.data.preprocess import to_unit_float
+from mirrordet.engine.callbacks import Callbacks
 from mirrordet.engine.callbacks_io import ResultsCSV
 from mirrordet.engine.amp import amp_dtype, autocast
-from mirrordet.engine.checkpoint import cpu_state, load_state_dict_checked, save_checkpoint, strip_for_inference
+from mirrordet.engine.checkpoint import cpu_state, save_checkpoint, strip_for_inference
 from mirrordet.engine.checkpoint_format import Checkpoint
 from mirrordet.engine.distributed import (all_true, broadcast_object, checksums_agree, cleanup, dist_info,
                                           init_distributed)
-from mirrordet.engine.ema import ModelEMA
+from mirrordet.engine.ema import ModelEMA, NoEMA
 from mirrordet.engine.fingerprint import recipe_fingerprint, run_settings
 from mirrordet.engine.optim import build_optimizer, optimizer_momentum, warmup_step
 from mirrordet.engine.resume import STORAGE_ERRNOS, resume_hint, resume_settings
@@ -57,13 +58,19 @@ class Trainer:
         model: an already built network (from a model YAML, not a checkpoint) to train in place.
     """
 
-    def __init__(self, overrides: Mapping[str, Any], model: ModelGraph | None = None) -> None:
+    def __init__(self, overrides: Mapping[str, Any], model: ModelGraph | None = None,
+                 callbacks: Callbacks | None = None) -> None:
         overrides = dict(overrides)
+        self.callbacks = callbacks.copy() if callbacks is not None else Callbacks()
         self.resume_ckpt: Checkpoint | None = None
         if overrides.get("resume"):
             overrides, self.resume_ckpt = resume_settings(overrides)
         self.cfg, self.data = resolve_settings(overrides)
         cfg = self.cfg
+        if self.cfg["tensorboard"]:
+            from mirrordet.engine.tensorboard_logger import TensorBoardLogger
+
+            TensorBoardLogger().attach(self.callbacks)
         self.dist = dist_info()
         self.device = init_distributed(self.dist, select_device(cfg["device"]))
         if not self.dist.is_main:
@@ -176,7 +183,7 @@ class Trainer:
         optimizer, opt_name, lr0 = build_optimizer(model, cfg["optimizer"], cfg["lr0"], cfg["momentum"], weight_decay,
                                                    iterations, model.nc)
         scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        ema = ModelEMA(model) if cfg["ema"] else _NoEMA(model)
+        ema = ModelEMA(model) if cfg["ema"] else NoEMA(model)
         parts = RunParts(train_set, train_loader, validator, loss, optimizer, opt_name, lr0, optimizer_momentum(optimizer),
                          scaler, ema, model, batch)
         if self.resume_ckpt is not None:
@@ -231,10 +238,12 @@ class Trainer:
         self.state.last_opt_step, self.state.bad_steps = -1, 0
         patience_left = cfg["patience"] or float("inf")
         self.t_session = time.time()
+        self._event("on_train_start")
         epoch = self.state.start_epoch
         while epoch < self.plan.epochs:  # `time=` may re-fit the plan after each epoch
             self.state.epoch = epoch
             t_epoch = time.time()
+            self._event("on_epoch_start", epoch=epoch)
             mean_loss = self._train_epoch(epoch)
             lr = self.parts.optimizer.param_groups[0]["lr"]
             self.scheduler.step()
@@ -313,6 +322,9 @@ class Trainer:
                 self.state.last_opt_step = ni
             mean_loss = (mean_loss * i + items.cpu()) / (i + 1)
             bar.set_postfix({n: f"{v:.3f}" for n, v in zip(self.parts.criterion.names, mean_loss.tolist())}, refresh=False)
+            if self.callbacks:
+                self._event("on_batch_end", epoch=epoch, batch=i,
+                            losses=dict(zip(self.parts.criterion.names, mean_loss.tolist())))
         if self.state.last_opt_step < nb * epoch + nb - 1 and self.state.bad_steps == 0:
             self._optimizer_step(cfg["grad_clip"])  # flush: no gradient is carried across epochs
             self.state.last_opt_step = nb * epoch + nb - 1
@@ -332,6 +344,7 @@ class Trainer:
         metrics: dict[str, Any] = {}
         if cfg["val"] or epoch + 1 == self.plan.epochs:
             metrics = self.parts.validator(self.parts.ema.ema, self.device, verbose=False, plots=False, save_json=False)
+            self._event("on_val_end", epoch=epoch, metrics=metrics)
         fit = metrics.get("fitness", 0.0)
         improved = self.state.best_fitness is None or fit >= self.state.best_fitness
         self.state.best_fitness = fit if improved else self.state.best_fitness
@@ -339,11 +352,13 @@ class Trainer:
                     **{k: float(metrics.get(k, 0.0)) for k in task.metric_keys}, "fitness": float(fit),
                     "lr/pg0": lr, "epoch_time": round(epoch_time, 3)})
         ckpt = self._checkpoint(epoch + 1, self.state.best_fitness)
-        save_checkpoint(self.wdir / "last.pt", ckpt)
+        written = [save_checkpoint(self.wdir / "last.pt", ckpt)]
         if improved:
-            save_checkpoint(self.wdir / "best.pt", strip_for_inference(ckpt))
+            written.append(save_checkpoint(self.wdir / "best.pt", strip_for_inference(ckpt)))
         if cfg["save_period"] > 0 and (epoch + 1) % cfg["save_period"] == 0:
-            save_checkpoint(self.wdir / f"epoch{epoch + 1}.pt", strip_for_inference(ckpt))
+            written.append(save_checkpoint(self.wdir / f"epoch{epoch + 1}.pt", strip_for_inference(ckpt)))
+        for path in written:
+            self._event("on_checkpoint_saved", epoch=epoch, path=path)
         shown = " ".join(f"{k.split('/')[-1]}={metrics.get(k, 0):.4f}" for k in task.metric_keys[-2:])
         LOGGER.info(f"epoch {epoch + 1}/{self.plan.epochs}: "
                     + " ".join(f"{n}={v:.4f}" for n, v in zip(self.parts.criterion.names, mean_loss)) + f" {shown} ({epoch_time:.1f}s)")
@@ -351,7 +366,14 @@ class Trainer:
             from mirrordet.plotting.results import plot_results
 
             plot_results(self.save_dir / "results.csv")
+        self._event("on_epoch_end", epoch=epoch, losses=dict(zip(self.parts.criterion.names, mean_loss.tolist())),
+                    metrics=metrics, lr=lr)
         return improved
+
+    def _event(self, event: str, **details: Any) -> None:
+        """Run the callbacks of ``event`` (rank 0 only; see engine/callbacks.py)."""
+        if self.dist.is_main:
+            self.callbacks.run(event, self, **details)
 
     def _optimizer_step(self, grad_clip: float) -> None:
         self.parts.scaler.unscale_(self.parts.optimizer)
@@ -388,21 +410,5 @@ class Trainer:
         metrics = self.parts.validator(model.to(self.device), self.device, verbose=self.cfg["verbose"], plots=self.cfg["plots"],
                             save_json=self.cfg["save_json"])
         LOGGER.info(f"Results saved to {self.save_dir}")
+        self._event("on_train_end", metrics=metrics)
         return metrics
-
-
-class _NoEMA:
-    """Stand-in when ``ema=False``: validation and checkpoints use the raw weights."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.ema, self.updates = model, 0
-
-    def update(self, model: nn.Module) -> None:
-        pass
-
-    def state_dict(self) -> dict[str, Any]:
-        """``{"ema": the raw weights, "updates": 0}`` (the layout of ``ModelEMA.state_dict``)."""
-        return {"ema": self.ema.state_dict(), "updates": 0}
-
-    def load_state_dict(self, state: dict[str, Any], source: str = "weights") -> None:
-        load_state_dict_checked(self.ema, state["ema"], source)
