@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import errno
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from mirrordet.engine.checkpoint import load_checkpoint
 from mirrordet.engine.checkpoint_format import Checkpoint
 from mirrordet.engine.run_dir import latest_last_pt
-from mirrordet.utils.errors import ConfigError, MirrordetError
+from mirrordet.utils.errors import (ConfigError, DataLoaderWorkerError, MirrordetError, RunStorageError,
+                                    TrainingInterrupted)
 from mirrordet.utils.log import LOGGER
 
 # Settings a resumed run may change: where and how fast it runs, never what it computes.
@@ -32,6 +34,26 @@ def resume_hint(wdir: Path) -> str:
     except (MirrordetError, KeyError, TypeError, ValueError):
         return f"{last} could not be read back"
     return f"{last} holds epoch {done}: continue with `mirrordet train resume=True model={last}`"
+
+
+@contextmanager
+def resumable_failures(wdir: Path, epoch: Callable[[], int]) -> Iterator[None]:
+    """Turn the failures a run survives into one-line errors that say what last.pt holds and how to resume:
+    Ctrl-C (:class:`TrainingInterrupted`), a full or read-only disk (:class:`RunStorageError`) and a dead
+    data-loading worker (:class:`DataLoaderWorkerError`). ``epoch()`` gives the 1-based epoch that was running."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(f"in epoch {epoch()}; {resume_hint(wdir)}") from None
+    except OSError as e:
+        if e.errno not in STORAGE_ERRNOS:
+            raise
+        raise RunStorageError(f"cannot write {e.filename or wdir.parent}: {e.strerror}; {resume_hint(wdir)}") from None
+    except RuntimeError as e:
+        if "DataLoader worker" not in str(e):
+            raise
+        raise DataLoaderWorkerError(f"a data-loading worker died in epoch {epoch()} ({str(e).splitlines()[0][:160]}); "
+                                    f"if it ran out of memory, lower workers= or batch=. {resume_hint(wdir)}") from None
 
 
 def resume_settings(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], Checkpoint]:

@@ -32,15 +32,14 @@ from mirrordet.engine.distributed import (all_true, broadcast_object, checksums_
 from mirrordet.engine.ema import ModelEMA, NoEMA
 from mirrordet.engine.fingerprint import recipe_fingerprint, run_settings
 from mirrordet.engine.optim import build_optimizer, optimizer_momentum, warmup_step
-from mirrordet.engine.resume import STORAGE_ERRNOS, resume_hint, resume_settings
+from mirrordet.engine.resume import resumable_failures, resume_settings
 from mirrordet.engine.run_dir import resume_run_dir, run_dir
 from mirrordet.engine.setup import check_classes, check_imgsz, resolve_settings
 from mirrordet.engine.tasks import criterion, plot_training_labels, task_for
 from mirrordet.engine.train_state import EpochPlan, LoopState, RunParts
 from mirrordet.engine.weights import load_matching, load_weights, rebuild_network, transfer_weights
 from mirrordet.nn.graph import ModelGraph, build_model
-from mirrordet.utils.errors import (CheckpointError, ConfigError, DataLoaderWorkerError, MirrordetError,
-                                    RunStorageError, TrainingInterrupted)
+from mirrordet.utils.errors import CheckpointError, ConfigError, MirrordetError
 from mirrordet.utils.files import atomic_write_text
 from mirrordet.utils.log import LOGGER
 from mirrordet.utils.torch_utils import get_rng_state, init_seeds, select_device, set_rng_state
@@ -147,20 +146,8 @@ class Trainer:
             Each message says what last.pt holds and how to resume.
         """
         try:
-            return self._train()
-        except KeyboardInterrupt:
-            raise TrainingInterrupted(f"in epoch {self.state.epoch + 1}; {resume_hint(self.wdir)}") from None
-        except OSError as e:
-            if e.errno not in STORAGE_ERRNOS:
-                raise
-            raise RunStorageError(f"cannot write {e.filename or self.save_dir}: {e.strerror}; "
-                                  f"{resume_hint(self.wdir)}") from None
-        except RuntimeError as e:
-            if "DataLoader worker" not in str(e):
-                raise
-            raise DataLoaderWorkerError(f"a data-loading worker died in epoch {self.state.epoch + 1} "
-                                        f"({str(e).splitlines()[0][:160]}); if it ran out of memory, lower workers= "
-                                        f"or batch=. {resume_hint(self.wdir)}") from None
+            with resumable_failures(self.wdir, lambda: self.state.epoch + 1):
+                return self._train()
         finally:
             cleanup()
 
