@@ -17,6 +17,7 @@ from mirrordet.nn.modules.pan import PAN
 from mirrordet.nn.modules.csp_attention import CSPAttn
 from mirrordet.nn.modules.head_retina import RetinaHead
 from mirrordet.nn.modules.head_fcos import FCOSHead
+from mirrordet.nn.modules.head_double import DoubleHeadRCNN
 from mirrordet.nn.modules.head_rcnn import RCNNHead
 from mirrordet.nn.modules.psa import C2PSA
 from mirrordet.nn.modules.c3k2_mirror import C3k2Mirror
@@ -36,7 +37,7 @@ from mirrordet.nn.modules.resnet_layer import ResNetLayer
 __all__ = [
     "CBAM", "ECA", "BuildContext", "check_args", "make_divisible", "C2f", "SPPF", "Bottleneck", "Conv",
     "DWConv", "CSPMirror", "CSPMirrorSeed", "Classify", "Detect", "Concat", "Upsample", "Index", "TorchVision",
-    "FPN", "PAN", "CSPAttn", "RetinaHead", "FCOSHead", "RCNNHead", "C3", "C3k2", "C2PSA", "C3k2Mirror",
+    "FPN", "PAN", "CSPAttn", "RetinaHead", "FCOSHead", "DoubleHeadRCNN", "RCNNHead", "C3", "C3k2", "C2PSA", "C3k2Mirror",
     "ELAN1", "SPPELAN", "RepNCSPELAN4", "AConv", "ADown", "CBFuse", "CBLinear", "SCDown", "C2fCIB", "A2C2f", "PSA",
     "ConvTranspose2d", "Identity", "MaxPool2d", "ZeroPad2d", "C3Ghost", "GhostBottleneck", "GhostConv", "C2", "SPP",
     "ResNetLayer",

@@ -174,13 +174,20 @@ class RCNNHead(DetectionHead):
             out.append(select_and_suppress(flat[:, :4], flat[:, 4], cls, nms, topk=max(len(cls), 1)))
         return out
 
+    arg_spec: tuple = (("nc", int), ("sizes", (list, type(None))), ("ratios", list),
+                       ("roi_levels", (int, type(None))), ("fc_dim", int), ("post_nms_topk", list))
+
     @classmethod
     def from_yaml(cls, c_in: list, args: list, n: int, ctx: BuildContext):
         """Args ``[nc, sizes=None, ratios=[0.5, 1, 2], roi_levels=None, fc_dim=1024,
         post_nms_topk=[2000, 1000]]``; ``from`` lists the levels (finest first)."""
-        spec = (("nc", int), ("sizes", (list, type(None))), ("ratios", list), ("roi_levels", (int, type(None))),
-                ("fc_dim", int), ("post_nms_topk", list))
-        check_args(cls.__name__, args, spec, required=1)
+        full = cls.checked_args(c_in, args)
+        return cls(*full), args[0], full
+
+    @classmethod
+    def checked_args(cls, c_in: list, args: list) -> list:
+        """The constructor arguments ``[nc, ch, *rest]`` of a YAML row, checked (ModelConfigError otherwise)."""
+        check_args(cls.__name__, args, cls.arg_spec, required=1)
         ch = flat_channels(c_in)
         if len(set(ch)) != 1:
             raise ModelConfigError(f"RCNNHead needs levels of equal width (shared RPN), got {ch}")
@@ -192,5 +199,4 @@ class RCNNHead(DetectionHead):
             raise ModelConfigError(f"RCNNHead roi_levels must be in 1..{len(ch)}, got {args[3]}")
         if len(args) > 5 and (len(args[5]) != 2 or not all(isinstance(k, int) and k > 0 for k in args[5])):
             raise ModelConfigError(f"RCNNHead post_nms_topk must be [train, eval] positive ints, got {args[5]}")
-        full = [args[0], tuple(ch), *args[1:]]
-        return cls(*full), args[0], full
+        return [args[0], tuple(ch), *args[1:]]
