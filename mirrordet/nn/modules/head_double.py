@@ -18,8 +18,6 @@ RoIs, the loss (:class:`mirrordet.losses.rcnn.RCNNLoss`) and decoding are those 
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import torch
 from torch import nn
 
@@ -50,29 +48,27 @@ class _Bottleneck(nn.Module):
 class DoubleHeadRCNN(RCNNHead):
     """Faster R-CNN with a Double-Head RoI stage (see the module docstring).
 
-    Args: those of :class:`RCNNHead`, then ``conv_dim`` (width of the conv-head, 1024 in the paper) and
+    Args: those of :class:`RCNNHead` (``ia`` included), then ``conv_dim`` (width of the conv-head, 1024 in the paper) and
         ``num_blocks`` (bottleneck blocks after the widening one, 4 in the paper).
 
     Forward: as :class:`RCNNHead` (the same training outputs and eval layout).
     """
 
-    yaml_example = (-1, ["nc", None, [0.5, 1.0, 2.0], None, 64, [64, 32], 64, 1])
+    yaml_example = (-1, ["nc", None, [0.5, 1.0, 2.0], None, 64, [64, 32], None, 64, 1])
 
     def __init__(self, nc: int, ch: tuple[int, ...], sizes: list[float] | None = None,
                  ratios: list[float] = (0.5, 1.0, 2.0), roi_levels: int | None = None, fc_dim: int = 1024,
-                 post_nms_topk: list[int] = (2000, 1000), conv_dim: int = 1024, num_blocks: int = 4) -> None:
-        super().__init__(nc, ch, sizes, ratios, roi_levels, fc_dim, post_nms_topk)
+                 post_nms_topk: list[int] = (2000, 1000), ia: list[float] | None = None, conv_dim: int = 1024,
+                 num_blocks: int = 4) -> None:
+        super().__init__(nc, ch, sizes, ratios, roi_levels, fc_dim, post_nms_topk, ia)
         self.conv_head = nn.Sequential(_Bottleneck(ch[0], conv_dim), *(_Bottleneck(conv_dim, conv_dim)
                                                                        for _ in range(num_blocks)),
                                        nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.bbox_pred = nn.Linear(conv_dim, (nc + 1) * 4)  # from the conv-head (class-specific)
 
-    def roi_forward(self, feats: list[torch.Tensor], rois: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """RoIAlign 7x7, then class logits [sum R_i, nc + 1] from the fc-head and deltas [sum R_i, nc + 1, 4]
-        from the conv-head."""
-        hw = self.image_hw(feats)
-        x = OrderedDict((str(i), f) for i, f in enumerate(feats[: self.roi_levels]))
-        pooled = self.roi_align(x, [r.to(feats[0].dtype) for r in rois], [hw] * len(rois))
+    def roi_heads(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoI features [R, C, 7, 7] -> class logits [R, nc + 1] from the fc-head, deltas [R, nc + 1, 4] from the
+        conv-head."""
         logits = self.cls_score(self.box_head(pooled))
         return logits, self.bbox_pred(self.conv_head(pooled)).view(-1, self.nc + 1, 4)
 
@@ -82,8 +78,8 @@ class DoubleHeadRCNN(RCNNHead):
     def checked_args(cls, c_in: list, args: list) -> list:
         """As :meth:`RCNNHead.checked_args`, plus ``conv_dim`` (>= 4) and ``num_blocks`` (>= 0)."""
         full = super().checked_args(c_in, args)
-        if len(args) > 6 and args[6] < 4:
-            raise ModelConfigError(f"DoubleHeadRCNN conv_dim must be >= 4, got {args[6]}")
-        if len(args) > 7 and args[7] < 0:
-            raise ModelConfigError(f"DoubleHeadRCNN num_blocks must be >= 0, got {args[7]}")
+        if len(args) > 7 and args[7] < 4:
+            raise ModelConfigError(f"DoubleHeadRCNN conv_dim must be >= 4, got {args[7]}")
+        if len(args) > 8 and args[8] < 0:
+            raise ModelConfigError(f"DoubleHeadRCNN num_blocks must be >= 0, got {args[8]}")
         return full

@@ -38,6 +38,10 @@ class RCNNHead(DetectionHead):
         ratios: RPN anchor h / w ratios. roi_levels: finest levels RoIAlign reads (None: all).
         fc_dim: width of the two fc layers of the box head. post_nms_topk: RPN proposals per image
             kept after NMS (train, eval).
+        ia: Inverted Attention in training, ``[cells, rois]`` (None: off): for the fraction ``rois`` of the
+            positive RoIs that the classifier finds hardest (lowest probability of their class), the fraction
+            ``cells`` of the 7x7 RoI cells with the highest Grad-CAM attention is zeroed in every channel before
+            the RoI head runs, so it must learn from the object's other parts. Eval is untouched.
 
     Forward:
         training (``forward(x, targets)``): [objectness [B, A, 1] logits, rpn deltas [B, A, 4],
@@ -61,8 +65,9 @@ class RCNNHead(DetectionHead):
 
     def __init__(self, nc: int, ch: tuple[int, ...], sizes: list[float] | None = None,
                  ratios: list[float] = (0.5, 1.0, 2.0), roi_levels: int | None = None, fc_dim: int = 1024,
-                 post_nms_topk: list[int] = (2000, 1000)) -> None:
+                 post_nms_topk: list[int] = (2000, 1000), ia: list[float] | None = None) -> None:
         super().__init__()
+        self.ia = tuple(float(v) for v in ia) if ia else None
         c = ch[0]
         self.nc, self.nl, self.sizes = nc, len(ch), sizes
         self.roi_levels = roi_levels or len(ch)
@@ -82,11 +87,13 @@ class RCNNHead(DetectionHead):
         s = float(self.stride[0])
         return int(round(feats[0].shape[-2] * s)), int(round(feats[0].shape[-1] * s))
 
-    def roi_forward(self, feats: list[torch.Tensor], rois: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """RoIAlign 7x7 on the RoI levels + box head.
+    def roi_forward(self, feats: list[torch.Tensor], rois: list[torch.Tensor],
+                    labels: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoIAlign 7x7 on the RoI levels + the RoI head (:meth:`roi_heads`).
 
         Args:
-            feats: the L level maps. rois: B tensors [R_i, 4] xyxy pixels.
+            feats: the L level maps. rois: B tensors [R_i, 4] xyxy pixels. labels: in training, the RoIs' labels
+                per image ([R_i], 0 = background), for Inverted Attention (``ia``).
 
         Returns:
             class logits [sum R_i, nc + 1] (0 = background), deltas [sum R_i, nc + 1, 4] (weights 10, 10, 5, 5).
@@ -94,8 +101,41 @@ class RCNNHead(DetectionHead):
         hw = self.image_hw(feats)
         x = OrderedDict((str(i), f) for i, f in enumerate(feats[: self.roi_levels]))
         pooled = self.roi_align(x, [r.to(feats[0].dtype) for r in rois], [hw] * len(rois))
+        if self.ia is not None and self.training and labels is not None:
+            pooled = self.inverted_attention(pooled, torch.cat(labels))
+        return self.roi_heads(pooled)
+
+    def roi_heads(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoI features [R, C, 7, 7] -> (class logits [R, nc + 1], deltas [R, nc + 1, 4]): two fc layers, then both."""
         h = self.box_head(pooled)
         return self.cls_score(h), self.bbox_pred(h).view(-1, self.nc + 1, 4)
+
+    def inverted_attention(self, pooled: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Zero the most attended cells of the hardest positive RoIs (the ``ia`` argument; training only).
+
+        Attention is Grad-CAM of each RoI's own class score: channel weights = the spatial mean of the score's
+        gradient with respect to the RoI features, attention = ReLU(sum over channels of weight x feature).
+        The gradient is taken on a detached copy, so it adds no term to the training graph.
+        """
+        cells, frac = self.ia
+        pos = torch.nonzero(labels > 0).flatten()
+        if pos.numel() == 0:
+            return pooled
+        with torch.enable_grad():
+            f = pooled[pos].detach().float().requires_grad_(True)
+            logits = self.roi_heads(f)[0].float()
+            score = logits.gather(1, labels[pos, None]).sum()
+            grad, = torch.autograd.grad(score, f)
+        prob = logits.detach().softmax(1).gather(1, labels[pos, None]).flatten()
+        hard = pos[prob.argsort()[: max(1, round(frac * pos.numel()))]]  # the lowest probabilities of their class
+        cam = torch.relu((grad.mean((2, 3), keepdim=True) * f.detach()).sum(1))  # [P, 7, 7]
+        cam = cam[torch.searchsorted(pos, hard)].flatten(1)
+        k = max(1, round(cells * cam.shape[1]))
+        mask = torch.ones_like(cam)
+        mask.scatter_(1, cam.topk(k, 1).indices, 0.0)
+        out = pooled.clone()
+        out[hard] = pooled[hard] * mask.view(-1, 1, *pooled.shape[2:]).to(pooled.dtype)
+        return out
 
     def sample_targets(self, anchors: torch.Tensor, props: list[torch.Tensor], targets: Mapping[str, torch.Tensor],
                        dtype: torch.dtype) -> tuple[list[tuple], list[torch.Tensor], list[tuple]]:
@@ -146,7 +186,7 @@ class RCNNHead(DetectionHead):
                 raise MirrordetError("RCNNHead samples its RoIs from the targets in training: call the model as "
                                      "model(images, targets)")
             rpn_samples, rois, roi_samples = self.sample_targets(anchors, props, targets, obj.dtype)
-            logits, rdeltas = self.roi_forward(x, rois)
+            logits, rdeltas = self.roi_forward(x, rois, [lab for lab, _ in roi_samples])
             return [obj, deltas, rpn_samples, logits, rdeltas, roi_samples]
         logits, rdeltas = self.roi_forward(x, props)
         scores = logits.float().softmax(-1)[:, 1:]  # [R, nc]
@@ -175,12 +215,13 @@ class RCNNHead(DetectionHead):
         return out
 
     arg_spec: tuple = (("nc", int), ("sizes", (list, type(None))), ("ratios", list),
-                       ("roi_levels", (int, type(None))), ("fc_dim", int), ("post_nms_topk", list))
+                       ("roi_levels", (int, type(None))), ("fc_dim", int), ("post_nms_topk", list),
+                       ("ia", (list, type(None))))
 
     @classmethod
     def from_yaml(cls, c_in: list, args: list, n: int, ctx: BuildContext):
         """Args ``[nc, sizes=None, ratios=[0.5, 1, 2], roi_levels=None, fc_dim=1024,
-        post_nms_topk=[2000, 1000]]``; ``from`` lists the levels (finest first)."""
+        post_nms_topk=[2000, 1000], ia=None]``; ``from`` lists the levels (finest first)."""
         full = cls.checked_args(c_in, args)
         return cls(*full), args[0], full
 
@@ -199,4 +240,7 @@ class RCNNHead(DetectionHead):
             raise ModelConfigError(f"RCNNHead roi_levels must be in 1..{len(ch)}, got {args[3]}")
         if len(args) > 5 and (len(args[5]) != 2 or not all(isinstance(k, int) and k > 0 for k in args[5])):
             raise ModelConfigError(f"RCNNHead post_nms_topk must be [train, eval] positive ints, got {args[5]}")
+        if len(args) > 6 and args[6] is not None and not (
+                len(args[6]) == 2 and all(isinstance(v, (int, float)) and 0 < v <= 1 for v in args[6])):
+            raise ModelConfigError(f"RCNNHead ia must be [cells, rois], two fractions in (0, 1], got {args[6]}")
         return [args[0], tuple(ch), *args[1:]]
