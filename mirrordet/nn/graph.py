@@ -54,13 +54,26 @@ class ModelGraph(nn.Module):
             head.set_strides(self.stride)
 
     def freeze(self, layers: int | str) -> int:
-        """Keep the parameters of the first ``layers`` layers (or the YAML's ``"backbone"`` rows) fixed in training
-        (``requires_grad=False``; BatchNorm statistics still follow the data). Returns the number of tensors frozen."""
+        """Keep the first ``layers`` layers (or the YAML's ``"backbone"`` rows) fixed in training: their parameters
+        get ``requires_grad=False`` and their BatchNorm layers stay in eval mode (running statistics kept).
+        Returns the number of parameter tensors frozen."""
         n = self.n_backbone if layers == "backbone" else int(layers)
         params = [p for layer in self.layers[:n] for p in layer.parameters()]
         for p in params:
             p.requires_grad_(False)
+        self.frozen = n
+        self.train(self.training)  # their BatchNorm layers keep their statistics from now on
         return len(params)
+
+    def train(self, mode: bool = True) -> "ModelGraph":
+        """``nn.Module.train``; the BatchNorm layers of frozen layers (:meth:`freeze`) stay in eval mode, so a frozen
+        trunk keeps its running statistics too (as a FrozenBatchNorm trunk does)."""
+        super().train(mode)
+        for layer in self.layers[: getattr(self, "frozen", 0)]:
+            for m in layer.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
 
     @property
     def head(self) -> nn.Module:
