@@ -12,7 +12,7 @@ Format (keys not listed are ignored)::
     task: detect                  # optional: detect | classify
     format: voc                   # optional: voc requires VOC id-list splits (they are detected anyway)
     defaults: {imgsz: 192}        # optional train-setting hints (scalars), passed through
-    synthetic: shapes             # optional: data generated on first use (shapes | shapes-cls)
+    synthetic: shapes             # optional: data generated on first use (shapes | shapes-voc | shapes-cls)
     synthetic_args: {n_train: 400}  # optional generator arguments
 
 A ``download`` key is never executed: it only earns a log line asking to fetch the data.
@@ -33,9 +33,10 @@ from mirrordet.utils.log import LOGGER
 from mirrordet.utils.safe_yaml import MAX_CLASSES, load_yaml_file, short_repr
 
 SPLITS = ("train", "val", "test")
-SYNTHETIC_TASKS = {"shapes": "detect", "shapes-cls": "classify"}
+SYNTHETIC_TASKS = {"shapes": "detect", "shapes-voc": "detect", "shapes-cls": "classify"}
 SYNTHETIC_ARGS = {
     "shapes": ("n_train", "n_val", "imgsz", "seed"),
+    "shapes-voc": ("n_train", "n_val", "imgsz", "seed"),
     "shapes-cls": ("n_train_per_class", "n_val_per_class", "imgsz", "seed"),
 }
 
@@ -168,10 +169,9 @@ def _synthetic(raw: dict[str, Any], file: Path) -> Path:
     else:
         root = default_cache_dir() / kind
     root = root.absolute()
-    if kind == "shapes":
-        synthetic.ensure_shapes(root, **args)
-    else:
-        synthetic.ensure_shapes_cls(root, **args)
+    ensure = {"shapes": synthetic.ensure_shapes, "shapes-voc": synthetic.ensure_shapes_voc,
+              "shapes-cls": synthetic.ensure_shapes_cls}[kind]
+    ensure(root, **args)
     return root
 
 

@@ -1,4 +1,5 @@
-"""Deterministic synthetic datasets: "shapes" (detection, YOLO layout) and "shapes-cls" (ImageFolder).
+"""Deterministic synthetic datasets: "shapes" (detection, YOLO layout), "shapes-voc" (the same images in Pascal
+VOC layout) and "shapes-cls" (ImageFolder).
 
 ``shapes``: 4 classes (circle, square, triangle, star) with per-class colour tints (sometimes an
 arbitrary colour), 1-6 objects an image sized ~8%-50% of the side, textured noisy backgrounds,
@@ -123,7 +124,7 @@ def _is_current(root: Path, meta: dict[str, Any]) -> bool:
 def _made_here(root: Path) -> bool:
     """True if ``root`` holds this module's metadata file (so it is ours to regenerate)."""
     meta = _read_meta(root)
-    return isinstance(meta, dict) and meta.get("generator") in ("shapes", "shapes-cls")
+    return isinstance(meta, dict) and meta.get("generator") in ("shapes", "shapes-cls", "shapes-voc")
 
 
 def check_replaceable(root: str | Path) -> None:
@@ -205,6 +206,56 @@ def generate_shapes(
         _write_detection_split(tmp, "val", n_val, imgsz, seed)
 
     return _generate_atomically(Path(root), _meta("shapes", args), fill)
+
+
+VOC_DIFFICULT_FRAC = 0.1  # shapes-voc: objects whose longer side is under this fraction of the image are "difficult"
+
+
+def _voc_xml(name: str, imgsz: int, objects: list[tuple[int, np.ndarray]]) -> str:
+    """A Pascal VOC annotation (1-based inclusive integer pixels) of one shapes image."""
+    rows = []
+    for cls, (x1, y1, x2, y2) in objects:
+        x1, y1 = max(int(round(x1)), 0) + 1, max(int(round(y1)), 0) + 1
+        x2, y2 = min(int(round(x2)), imgsz), min(int(round(y2)), imgsz)
+        hard = int(max(x2 - x1 + 1, y2 - y1 + 1) < VOC_DIFFICULT_FRAC * imgsz)
+        rows.append(f"  <object>\n    <name>{SHAPE_NAMES[cls]}</name>\n    <pose>Unspecified</pose>\n"
+                    f"    <truncated>0</truncated>\n    <difficult>{hard}</difficult>\n    <bndbox>\n"
+                    f"      <xmin>{x1}</xmin>\n      <ymin>{y1}</ymin>\n      <xmax>{x2}</xmax>\n"
+                    f"      <ymax>{y2}</ymax>\n    </bndbox>\n  </object>\n")
+    return (f"<annotation>\n  <folder>VOC2007</folder>\n  <filename>{name}.jpg</filename>\n  <size>\n"
+            f"    <width>{imgsz}</width>\n    <height>{imgsz}</height>\n    <depth>3</depth>\n  </size>\n"
+            f"  <segmented>0</segmented>\n{''.join(rows)}</annotation>\n")
+
+
+def generate_shapes_voc(
+    root: str | Path, n_train: int = 400, n_val: int = 100, imgsz: int = 160, seed: int = 0
+) -> Path:
+    """The "shapes" images (the same draws) in Pascal VOC layout: ``root/VOC2007/{JPEGImages/*.jpg,
+    Annotations/*.xml, ImageSets/Main/{train,val}.txt}``; objects smaller than 10% of the side are marked
+    ``difficult``. Returns root (absolute)."""
+    args = {"n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed}
+
+    def fill(tmp: Path) -> None:
+        year = tmp / "VOC2007"
+        for d in ("JPEGImages", "Annotations", "ImageSets/Main"):
+            (year / d).mkdir(parents=True)
+        for split, n in (("train", n_train), ("val", n_val)):
+            ids = []
+            for i in range(n):
+                img, objects = render_detection_image(np.random.default_rng([seed, _SPLIT_CODE[split], i]), imgsz)
+                name = f"{split}_{i:06d}"
+                cv2.imwrite(str(year / "JPEGImages" / f"{name}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+                (year / "Annotations" / f"{name}.xml").write_text(_voc_xml(name, imgsz, objects), encoding="utf-8")
+                ids.append(name)
+            (year / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
+
+    return _generate_atomically(Path(root), _meta("shapes-voc", args), fill)
+
+
+def ensure_shapes_voc(root: str | Path, **kwargs: int) -> Path:
+    """``generate_shapes_voc(root, **kwargs)`` unless ``root`` already holds exactly that dataset."""
+    return _ensure("shapes-voc", generate_shapes_voc, {"n_train": 400, "n_val": 100, "imgsz": 160, "seed": 0},
+                   root, kwargs)
 
 
 def _ensure(kind: str, generate: Callable[..., Path], defaults: dict[str, int], root: str | Path,

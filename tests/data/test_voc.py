@@ -96,3 +96,25 @@ def test_validation_stores_the_voc_metric(tmp_path):
     gt = json.loads((tmp_path / "v" / "ground_truth.json").read_text())
     crowd = [a for a in gt["annotations"] if a["iscrowd"]]
     assert len(crowd) == 1 and crowd[0]["category_id"] == 1  # the difficult dog: an ignore region for COCO too
+
+
+def test_shapes_voc_is_the_shapes_images_in_voc_layout(tmp_path):
+    from mirrordet.data.synthetic import render_detection_image
+
+    yaml_path = tmp_path / "s.yaml"
+    yaml_path.write_text("synthetic: shapes-voc\npath: sv\nsynthetic_args: {n_train: 12, n_val: 3, imgsz: 96, seed: 0}\n"
+                         "format: voc\ntrain: VOC2007/ImageSets/Main/train.txt\nval: VOC2007/ImageSets/Main/val.txt\n"
+                         "names: [circle, square, triangle, star]\n")
+    data = load_dataset_yaml(yaml_path)
+    ds = build_detection_dataset(data, "train", 96, augment=False)
+    assert ds.source_format == "voc" and len(ds) == 12
+    n_hard = 0
+    for i in range(12):
+        _, objects = render_detection_image(np.random.default_rng([0, 0, i]), 96)  # the generator's own draws
+        want = np.array([b for _, b in objects]).reshape(-1, 4)
+        cls, boxes = ds.ground_truth(i)
+        got = np.concatenate([boxes, ds.crowd_boxes(i)])
+        assert len(got) == len(want) and np.allclose(np.sort(got, 0), np.sort(np.clip(want, 0, 96), 0), atol=1.0)
+        n_hard += len(ds.crowd_boxes(i))
+        assert all(max(b[2] - b[0], b[3] - b[1]) < 0.1 * 96 + 1 for b in ds.crowd_boxes(i))
+    assert n_hard >= 1  # some objects are small enough to be difficult
