@@ -13,7 +13,8 @@
                    letterbox step (mosaic samples carry ((1, 1), (0, 0))).
 
 Training (augment=True): mosaic (probability ``mosaic``) or letterbox, then random affine
-(``degrees``, ``translate``, ``aug_scale``, ``shear``), HSV jitter, flips. Validation
+(``degrees``, ``translate``, ``aug_scale``, ``shear``), mixup (probability ``mixup``: blended with another
+sample that went through the same steps, the boxes of both kept), HSV jitter, flips. Validation
 (augment=False): resize the longer side to S, pad to S x S: deterministic.
 """
 
@@ -34,6 +35,7 @@ from mirrordet.data.labels import load_yolo_records
 from mirrordet.data.mosaic import mosaic4
 from mirrordet.data.transforms import (
     AUGMENT_DEFAULTS,
+    RatioPad,
     apply_ratio_pad,
     clip_and_filter,
     compose_ratio_pad,
@@ -200,11 +202,10 @@ class DetectionDataset(Dataset):
             "ratio_pad": ratio_pad,
         }
 
-    def _augment(
-        self, i: int, img: np.ndarray, gains: tuple[float, float], boxes: np.ndarray, cls: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[tuple[float, float], tuple[float, float]]]:
-        """Train-time pipeline of sample ``i``: (img [S, S, 3], boxes [m, 4] xyxy px, cls [m], ratio_pad)."""
-        s, hyp, rng = self.imgsz, self.hyp, self.sample_rng(i)
+    def _geometric(self, img: np.ndarray, gains: tuple[float, float], boxes: np.ndarray, cls: np.ndarray,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, RatioPad]:
+        """Mosaic (probability ``mosaic``) or letterbox, then the random affine: (img [S, S, 3], boxes, cls, ratio_pad)."""
+        s, hyp = self.imgsz, self.hyp
         affine = dict(
             degrees=hyp["degrees"], translate=hyp["translate"], scale=hyp["aug_scale"], shear=hyp["shear"]
         )
@@ -216,11 +217,25 @@ class DetectionDataset(Dataset):
                 parts.append((im_j, b_j, np.asarray(self.records[j]["cls"], np.int64)))
             canvas, boxes, cls = mosaic4(*zip(*parts), size=s, rng=rng)
             img, boxes, cls = random_affine(canvas, boxes, cls, rng, out_shape=(s, s), **affine)
-            ratio_pad = ((1.0, 1.0), (0.0, 0.0))
-        else:
-            img, rp = letterbox(img, s)
-            boxes, ratio_pad = apply_ratio_pad(boxes, rp, (s, s)), compose_ratio_pad(gains, rp)
-            img, boxes, cls = random_affine(img, boxes, cls, rng, out_shape=(s, s), **affine)
+            return img, boxes, cls, ((1.0, 1.0), (0.0, 0.0))
+        img, rp = letterbox(img, s)
+        boxes, ratio_pad = apply_ratio_pad(boxes, rp, (s, s)), compose_ratio_pad(gains, rp)
+        img, boxes, cls = random_affine(img, boxes, cls, rng, out_shape=(s, s), **affine)
+        return img, boxes, cls, ratio_pad
+
+    def _augment(
+        self, i: int, img: np.ndarray, gains: tuple[float, float], boxes: np.ndarray, cls: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[tuple[float, float], tuple[float, float]]]:
+        """Train-time pipeline of sample ``i``: (img [S, S, 3], boxes [m, 4] xyxy px, cls [m], ratio_pad)."""
+        hyp, rng = self.hyp, self.sample_rng(i)
+        img, boxes, cls, ratio_pad = self._geometric(img, gains, boxes, cls, rng)
+        if hyp["mixup"] > 0 and rng.random() < hyp["mixup"]:  # no draw at mixup=0: earlier runs stay bit-identical
+            j = int(rng.integers(0, len(self)))
+            im_j, _, gains_j, b_j = self.load_resized(j)
+            im_j, b_j, c_j, _ = self._geometric(im_j, gains_j, b_j, np.asarray(self.records[j]["cls"], np.int64), rng)
+            r = rng.beta(32.0, 32.0)  # mixup ratio around 0.5 (Zhang et al. 2018)
+            img = (img.astype(np.float32) * r + im_j.astype(np.float32) * (1 - r)).astype(np.uint8)
+            boxes, cls = np.concatenate([boxes, b_j]), np.concatenate([cls, c_j])
         img = hsv_jitter(img, hyp["hsv_h"], hyp["hsv_s"], hyp["hsv_v"], rng)
         if rng.random() < hyp["fliplr"]:
             img, boxes = flip_lr(img, boxes)

@@ -82,7 +82,7 @@ DATASET_HINT_KEYS: frozenset[str] = frozenset({
     "epochs", "patience", "batch", "imgsz", "optimizer", "lr0", "lrf", "momentum", "weight_decay",
     "warmup_epochs", "warmup_momentum", "warmup_bias_lr", "cos_lr", "nbs", "grad_clip", "close_mosaic",
     "fraction", "box", "cls", "dfl", "label_smoothing", "hsv_h", "hsv_s", "hsv_v", "degrees", "translate",
-    "aug_scale", "shear", "fliplr", "flipud", "mosaic", "conf", "iou", "max_det", "cache",
+    "aug_scale", "shear", "fliplr", "flipud", "mosaic", "mixup", "multi_scale", "conf", "iou", "max_det", "cache",
 })
 
 

@@ -39,3 +39,13 @@ def letterbox_rect(img: np.ndarray, imgsz: int, stride: int) -> tuple[np.ndarray
     r = min(imgsz / h0, imgsz / w0)
     h1, w1 = min(imgsz, max(1, round(h0 * r))), min(imgsz, max(1, round(w0 * r)))
     return resize_and_pad(img, (h1, w1), (stride_multiple(h1, stride), stride_multiple(w1, stride)), cv2.INTER_LINEAR)
+
+
+def random_batch_scale(images: torch.Tensor, imgsz: int, stride: int, rng: np.random.Generator) -> torch.Tensor:
+    """``multi_scale`` training: the batch [B, 3, S, S] resized (bilinear) to a random square side in
+    [0.5, 1.5] x ``imgsz``, rounded down to a multiple of ``stride`` (at least one stride). Labels are normalized,
+    so they need no change."""
+    size = max(stride, int(rng.uniform(0.5 * imgsz, 1.5 * imgsz + stride)) // stride * stride)
+    if size == images.shape[-1] and size == images.shape[-2]:
+        return images
+    return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)

@@ -32,6 +32,7 @@ AUGMENT_DEFAULTS = MappingProxyType(
         "fliplr": 0.5,
         "flipud": 0.0,
         "mosaic": 1.0,
+        "mixup": 0.0,
     }
 )
 

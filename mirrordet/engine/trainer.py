@@ -21,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from mirrordet.data.loader import set_loader_epoch
-from mirrordet.data.preprocess import to_unit_float
+from mirrordet.data.preprocess import random_batch_scale, to_unit_float
 from mirrordet.engine.callbacks import Callbacks
 from mirrordet.engine.callbacks_io import ResultsCSV
 from mirrordet.engine.amp import amp_dtype, autocast
@@ -295,6 +295,8 @@ class Trainer:
                             self.parts.momentum, cfg["warmup_momentum"])
                 self.state.accumulate = max(1, int(np.interp(ni, [0, self.plan.warmup_iters], [1, cfg["nbs"] / cfg["batch"]]).round()))
             img = to_unit_float(batch_d["img"].to(device, non_blocking=True))
+            if cfg["multi_scale"]:  # a size per batch, a function of (seed, epoch, batch): resumable
+                img = random_batch_scale(img, self.imgsz, self.stride, np.random.default_rng([cfg["seed"], epoch, i]))
             targets = task.targets(batch_d, img, device)
             with autocast(device, self.amp_dtype):
                 preds = self.parts.train_model(img, targets)  # targets reach heads that sample their own

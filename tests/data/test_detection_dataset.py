@@ -129,3 +129,25 @@ def test_builder_errors(tmp_path: Path, shapes) -> None:
     (corrupt / "a.jpg").write_bytes(b"xx")
     with pytest.raises(DatasetError, match="corrupt"):
         build_detection_dataset(shapes | {"val": corrupt}, "val", 64, augment=False, hyp={})
+
+
+def test_mixup_blends_two_samples_and_keeps_both_label_sets(shapes) -> None:
+    plain = build_detection_dataset(shapes, "train", 64, augment=True, hyp={"mosaic": 0.0, "fliplr": 0.0})
+    mixed = build_detection_dataset(shapes, "train", 64, augment=True, hyp={"mosaic": 0.0, "fliplr": 0.0,
+                                                                               "mixup": 1.0})
+    more = 0
+    for i in range(len(plain)):
+        a, b = plain[i], mixed[i]
+        assert len(b["cls"]) >= len(a["cls"]) and not torch.equal(a["img"], b["img"])
+        more += len(b["cls"]) > len(a["cls"])
+        again = mixed[i]
+        assert torch.equal(again["img"], b["img"]) and torch.equal(again["bboxes"], b["bboxes"])  # same draws
+    assert more > 0  # the second sample's boxes are kept
+
+
+def test_mixup_zero_is_the_default_pipeline(shapes) -> None:
+    """An explicit mixup=0 gives the default samples (the mixup branch is skipped before any random draw)."""
+    base = build_detection_dataset(shapes, "train", 64, augment=True, hyp={"mosaic": 1.0})
+    zero = build_detection_dataset(shapes, "train", 64, augment=True, hyp={"mosaic": 1.0, "mixup": 0.0})
+    for i in range(len(base)):
+        assert torch.equal(base[i]["img"], zero[i]["img"]) and torch.equal(base[i]["bboxes"], zero[i]["bboxes"])
