@@ -25,6 +25,7 @@ from typing import Any, Callable, NoReturn
 
 import numpy as np
 
+from mirrordet.utils.checked_unpickler import CheckedKeyUnpickler, refuse_opcode
 from mirrordet.utils.errors import DatasetError
 
 MAX_BATCH_BYTES = 512 * 2**20  # real batches are ~31 MB (CIFAR-10) / ~155 MB (CIFAR-100 train)
@@ -127,25 +128,14 @@ _REFUSED_OPCODES = {
 }
 
 
-def _check_key(key: Any) -> Any:
-    """A dict key of a plain type (hashing it is O(len)); anything else is refused unhashed."""
-    if type(key) not in _KEY_TYPES:
-        raise pickle.UnpicklingError(f"dict key of type {type(key).__name__} is not allowed")
-    return key
 
 
-def _refuse(name: str) -> Callable[[Any], NoReturn]:
-    """A dispatch entry that refuses opcode ``name``."""
 
-    def load(self: Any) -> NoReturn:
-        raise pickle.UnpicklingError(f"pickle opcode {name} is not allowed in a CIFAR batch")
-    return load
-
-
-class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python unpickler: every opcode is overridable
+class _RestrictedUnpickler(CheckedKeyUnpickler):
     """Unpickles plain data plus integer numpy arrays; see the module docstring for the rules."""
 
-    dispatch = dict(pickle._Unpickler.dispatch)
+    key_types = _KEY_TYPES
+    dispatch = dict(CheckedKeyUnpickler.dispatch)
 
     def find_class(self, module: str, name: str) -> Any:
         """The wrapper of an allowed global; ``UnpicklingError`` naming any other."""
@@ -182,34 +172,9 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python unpickler: eve
         else:
             raise pickle.UnpicklingError(f"setting the state of {type(inst).__name__} objects is not allowed")
 
-    def load_dict(self) -> None:
-        """DICT (protocol 0/1): keys checked before they are hashed."""
-        items = self.pop_mark()
-        self.append({_check_key(items[i]): items[i + 1] for i in range(0, len(items), 2)})
-
-    def load_setitem(self) -> None:
-        """SETITEM: key checked before it is hashed."""
-        value, key = self.stack.pop(), self.stack.pop()
-        target = self.stack[-1]
-        if type(target) is not dict:
-            raise pickle.UnpicklingError("SETITEM on a non-dict")
-        target[_check_key(key)] = value
-
-    def load_setitems(self) -> None:
-        """SETITEMS: keys checked before they are hashed."""
-        items = self.pop_mark()
-        target = self.stack[-1]
-        if type(target) is not dict:
-            raise pickle.UnpicklingError("SETITEMS on a non-dict")
-        for i in range(0, len(items), 2):
-            target[_check_key(items[i])] = items[i + 1]
-
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.BUILD[0]] = load_build
-    dispatch[pickle.DICT[0]] = load_dict
-    dispatch[pickle.SETITEM[0]] = load_setitem
-    dispatch[pickle.SETITEMS[0]] = load_setitems
-    dispatch.update({code[0]: _refuse(name) for code, name in _REFUSED_OPCODES.items()})
+    dispatch.update({code[0]: refuse_opcode(name, "a CIFAR batch") for code, name in _REFUSED_OPCODES.items()})
 
 
 def _load(path: Path) -> Any:

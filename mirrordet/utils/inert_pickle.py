@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator, NoReturn
 
 import torch
 
+from mirrordet.utils.checked_unpickler import CheckedKeyUnpickler, refuse_opcode
 from mirrordet.utils.errors import CheckpointError
 from mirrordet.utils.safe_load import check_zip_bounds
 
@@ -185,16 +186,13 @@ _REFUSED_OPCODES = {pickle.EXT1: "EXT1", pickle.EXT2: "EXT2", pickle.EXT4: "EXT4
                     pickle.NEXT_BUFFER: "NEXT_BUFFER", pickle.READONLY_BUFFER: "READONLY_BUFFER"}
 
 
-def _refuse(name: str) -> Callable[[Any], NoReturn]:
-    def load(self: Any) -> NoReturn:
-        raise pickle.UnpicklingError(f"pickle opcode {name} is not allowed")
-    return load
 
 
-class _InertUnpickler(pickle._Unpickler):  # the pure-Python unpickler: every opcode is overridable
+class _InertUnpickler(CheckedKeyUnpickler):
     """See the module docstring. ``storages`` reads one archive member's bytes by key."""
 
-    dispatch = dict(pickle._Unpickler.dispatch)
+    key_types = _KEY_TYPES
+    dispatch = dict(CheckedKeyUnpickler.dispatch)
 
     def __init__(self, data: bytes, storages: Callable[[str], bytes]) -> None:
         super().__init__(io.BytesIO(data))
@@ -262,45 +260,23 @@ class _InertUnpickler(pickle._Unpickler):  # the pure-Python unpickler: every op
         elif not isinstance(inst, (dict, torch.Tensor)):
             raise pickle.UnpicklingError(f"setting the state of {type(inst).__name__} objects is not allowed")
 
-    def load_dict(self) -> None:
-        items = self.pop_mark()
-        self.append({_check_key(items[i]): items[i + 1] for i in range(0, len(items), 2)})
-
-    def load_setitem(self) -> None:
-        value, key = self.stack.pop(), self.stack.pop()
-        target = self.stack[-1]
-        if type(target) is not dict:
-            raise pickle.UnpicklingError("SETITEM on a non-dict")
-        target[_check_key(key)] = value
-
-    def load_setitems(self) -> None:
-        items = self.pop_mark()
-        target = self.stack[-1]
-        if type(target) is not dict:
-            raise pickle.UnpicklingError("SETITEMS on a non-dict")
-        for i in range(0, len(items), 2):
-            target[_check_key(items[i])] = items[i + 1]
-
     def load_additems(self) -> None:
         items = self.pop_mark()
         target = self.stack[-1]
         if type(target) is not set:
             raise pickle.UnpicklingError("ADDITEMS on a non-set")
-        target.update(_check_key(i) for i in items)
+        target.update(self.check_key(i) for i in items)
 
     def load_frozenset(self) -> None:
-        self.append(frozenset(_check_key(i) for i in self.pop_mark()))
+        self.append(frozenset(self.check_key(i) for i in self.pop_mark()))
 
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.NEWOBJ[0]] = load_newobj
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
     dispatch[pickle.BUILD[0]] = load_build
-    dispatch[pickle.DICT[0]] = load_dict
-    dispatch[pickle.SETITEM[0]] = load_setitem
-    dispatch[pickle.SETITEMS[0]] = load_setitems
     dispatch[pickle.ADDITEMS[0]] = load_additems
     dispatch[pickle.FROZENSET[0]] = load_frozenset
-    dispatch.update({code[0]: _refuse(name) for code, name in _REFUSED_OPCODES.items()})
+    dispatch.update({code[0]: refuse_opcode(name, "a checkpoint") for code, name in _REFUSED_OPCODES.items()})
 
 
 def load_inert(path: str | Path) -> Any:
