@@ -25,7 +25,7 @@ from typing import Any, Callable, NoReturn
 
 import numpy as np
 
-from mirrordet.utils.checked_unpickler import CheckedKeyUnpickler, refuse_opcode
+from mirrordet.utils.checked_unpickler import CheckedKeyUnpickler, empty_bytes, latin1_encode, refuse_opcode
 from mirrordet.utils.errors import DatasetError
 
 MAX_BATCH_BYTES = 512 * 2**20  # real batches are ~31 MB (CIFAR-10) / ~155 MB (CIFAR-100 train)
@@ -89,20 +89,6 @@ def _safe_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any = "C") -> np.n
     return np.frombuffer(buf, dtype=dtype).reshape(shape, order=_text(order))  # ValueError on a size mismatch
 
 
-def _latin1_encode(obj: Any, encoding: Any = "utf-8", errors: Any = "strict") -> bytes:
-    """``_codecs.encode`` as protocol 2 uses it for bytes: ``encode(str, 'latin1')``, nothing else."""
-    if type(obj) is not str or encoding not in ("latin1", "latin-1") or errors != "strict":
-        raise pickle.UnpicklingError("_codecs.encode is only allowed as encode(str, 'latin1')")
-    return obj.encode("latin1")
-
-
-def _empty_bytes(*args: Any) -> bytes:
-    """``bytes()`` as protocol 2 writes an empty bytes object."""
-    if args:
-        raise pickle.UnpicklingError("bytes(...) is only allowed without arguments")
-    return b""
-
-
 _GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy.core.multiarray", "_reconstruct"): _safe_reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _safe_reconstruct,
@@ -112,11 +98,11 @@ _GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy._core.multiarray", "scalar"): _safe_scalar,
     ("numpy.core.numeric", "_frombuffer"): _safe_frombuffer,
     ("numpy._core.numeric", "_frombuffer"): _safe_frombuffer,
-    ("_codecs", "encode"): _latin1_encode,
-    ("__builtin__", "bytes"): _empty_bytes,
-    ("builtins", "bytes"): _empty_bytes,
+    ("_codecs", "encode"): latin1_encode,
+    ("__builtin__", "bytes"): empty_bytes,
+    ("builtins", "bytes"): empty_bytes,
 }
-_CALLABLES = (_safe_reconstruct, _safe_dtype, _safe_scalar, _safe_frombuffer, _latin1_encode, _empty_bytes)
+_CALLABLES = (_safe_reconstruct, _safe_dtype, _safe_scalar, _safe_frombuffer, latin1_encode, empty_bytes)
 _KEY_TYPES = (bytes, str, int)
 # Opcodes a CIFAR batch never needs: sets (their items get hashed), object instantiation that
 # bypasses REDUCE, the copyreg extension registry, persistent ids and out-of-band buffers.
@@ -126,9 +112,6 @@ _REFUSED_OPCODES = {
     pickle.EXT2: "EXT2", pickle.EXT4: "EXT4", pickle.PERSID: "PERSID", pickle.BINPERSID: "BINPERSID",
     pickle.NEXT_BUFFER: "NEXT_BUFFER", pickle.READONLY_BUFFER: "READONLY_BUFFER",
 }
-
-
-
 
 
 class _RestrictedUnpickler(CheckedKeyUnpickler):

@@ -20,6 +20,20 @@ def refuse_opcode(name: str, where: str) -> Callable[[Any], NoReturn]:
     return load
 
 
+def latin1_encode(obj: Any, encoding: Any = "utf-8", errors: Any = "strict") -> bytes:
+    """``_codecs.encode`` as protocol 2 uses it for bytes: ``encode(str, 'latin1')``, nothing else."""
+    if type(obj) is not str or encoding not in ("latin1", "latin-1") or errors != "strict":
+        raise pickle.UnpicklingError("_codecs.encode is only allowed as encode(str, 'latin1')")
+    return obj.encode("latin1")
+
+
+def empty_bytes(*args: Any) -> bytes:
+    """``bytes()`` as protocol 2 writes an empty bytes object."""
+    if args:
+        raise pickle.UnpicklingError("bytes(...) is only allowed without arguments")
+    return b""
+
+
 class CheckedKeyUnpickler(pickle._Unpickler):  # the pure-Python unpickler: every opcode is overridable
     """DICT, SETITEM and SETITEMS that type-check keys (``key_types``) before hashing them."""
 

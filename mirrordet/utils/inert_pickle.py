@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, NoReturn
 
 import torch
 
-from mirrordet.utils.checked_unpickler import CheckedKeyUnpickler, refuse_opcode
+from mirrordet.utils.checked_unpickler import CheckedKeyUnpickler, empty_bytes, latin1_encode, refuse_opcode
 from mirrordet.utils.errors import CheckpointError
 from mirrordet.utils.safe_load import check_zip_bounds
 
@@ -117,19 +117,6 @@ def _plain_sequence(items: Any, what: str) -> list | tuple:
     return items
 
 
-def _latin1_encode(text: Any, encoding: Any = "latin1", *_: Any) -> bytes:
-    """``_codecs.encode(str, "latin1")``: how protocol 2 pickles ``bytes``."""
-    if type(text) is not str or encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError("_codecs.encode is only allowed for latin-1 bytes")
-    return text.encode("latin1")
-
-
-def _empty_bytes(*args: Any) -> bytes:
-    if args:
-        raise pickle.UnpicklingError("bytes(...) is only allowed without arguments")
-    return b""
-
-
 def _ints(x: Any, what: str) -> tuple[int, ...]:
     if type(x) not in (tuple, list) or not all(type(v) is int and v >= 0 for v in x):
         raise pickle.UnpicklingError(f"tensor {what} must be a tuple of non-negative ints")
@@ -175,8 +162,8 @@ _CALLABLES: dict[tuple[str, str], Callable[..., Any]] = {
     ("builtins", "set"): _safe_set, ("__builtin__", "set"): _safe_set,
     ("builtins", "frozenset"): _safe_frozenset, ("__builtin__", "frozenset"): _safe_frozenset,
     ("torch", "Size"): _safe_size,
-    ("_codecs", "encode"): _latin1_encode,
-    ("builtins", "bytes"): _empty_bytes, ("__builtin__", "bytes"): _empty_bytes,
+    ("_codecs", "encode"): latin1_encode,
+    ("builtins", "bytes"): empty_bytes, ("__builtin__", "bytes"): empty_bytes,
 }
 _SAFE_FUNCTIONS = tuple(_CALLABLES.values())
 
@@ -184,8 +171,6 @@ _SAFE_FUNCTIONS = tuple(_CALLABLES.values())
 # copyreg extensions, text persistent ids and out-of-band buffers: never written by torch.save
 _REFUSED_OPCODES = {pickle.EXT1: "EXT1", pickle.EXT2: "EXT2", pickle.EXT4: "EXT4", pickle.PERSID: "PERSID",
                     pickle.NEXT_BUFFER: "NEXT_BUFFER", pickle.READONLY_BUFFER: "READONLY_BUFFER"}
-
-
 
 
 class _InertUnpickler(CheckedKeyUnpickler):
