@@ -19,25 +19,27 @@ class RCNNLoss(Loss):
     """Joint loss of an :class:`~mirrordet.nn.modules.head_rcnn.RCNNHead`.
 
     Args:
-        beta: smooth-L1 beta of both box losses. gains: (rpn_obj, rpn_box, roi_cls, roi_box).
+        beta: smooth-L1 beta of the box losses. gains: (rpn_obj, rpn_box, roi_cls, roi_box[, rpn_box1]).
+        stage1: the head has a Cascade RPN, whose first (regression-only) stage adds the term ``rpn_box1``.
     """
 
-    names = ("rpn_obj", "rpn_box", "roi_cls", "roi_box")
-
-    def __init__(self, beta: float = 1 / 9, gains: Sequence[float] = (1.0, 1.0, 1.0, 1.0)) -> None:
-        self.beta, self.gains = beta, tuple(gains)
+    def __init__(self, beta: float = 1 / 9, gains: Sequence[float] = (1.0, 1.0, 1.0, 1.0, 1.0),
+                 stage1: bool = False) -> None:
+        self.beta, self.gains, self.stage1 = beta, tuple(gains), stage1
+        self.names = ("rpn_obj", "rpn_box", "roi_cls", "roi_box", *(("rpn_box1",) if stage1 else ()))
 
     def terms(self, preds: Sequence[Any], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Args: preds = the head's training output (its ``train_outputs``): objectness [B, A, 1],
         rpn deltas [B, A, 4], per image (sampled anchors [k], their objectness targets [k], positive
         anchors [p], their box targets [p, 4]), RoI logits [R, nc + 1], RoI deltas [R, nc + 1, 4] and
-        per image (RoI labels [r_i] with 0 = background, box targets [r_i, 4]); ``batch`` is not read.
+        per image (RoI labels [r_i] with 0 = background, box targets [r_i, 4]), and with a Cascade RPN
+        (stage-1 deltas [B, A, 4], per image (positive anchors, box targets)); ``batch`` is not read.
 
         Returns:
             ``{"rpn_obj", "rpn_box", "roi_cls", "roi_box"}`` terms (reduction ``"sum"``): each a
             per-image mean over the sampled anchors / RoIs, summed over the batch, gains applied.
         """
-        obj, deltas, rpn_samples, logits, rdeltas, roi_samples = preds
+        obj, deltas, rpn_samples, logits, rdeltas, roi_samples = preds[:6]
         rpn_obj = obj.sum() * 0
         rpn_box = deltas.sum() * 0
         for i, (sel, target, pos, box_target) in enumerate(rpn_samples):
@@ -58,5 +60,13 @@ class RCNNLoss(Loss):
                 if fg.any():
                     roi_box = roi_box + F.smooth_l1_loss(dl[fg, lab[fg]], tg[fg], beta=self.beta, reduction="sum") / k
             start += k
-        parts = [p * g for p, g in zip((rpn_obj, rpn_box, roi_cls, roi_box), self.gains)]
-        return dict(zip(self.names, parts))
+        parts = [rpn_obj, rpn_box, roi_cls, roi_box]
+        if self.stage1:  # a Cascade RPN's first stage: smooth-L1 on its region-assigned positives, per-image means
+            deltas1, stage1 = preds[6]
+            rpn_box1 = deltas1.sum() * 0
+            for i, (pos, target) in enumerate(stage1):
+                if pos.numel():
+                    rpn_box1 = rpn_box1 + F.smooth_l1_loss(deltas1[i, pos].float(), target, beta=self.beta,
+                                                           reduction="sum") / pos.numel()
+            parts.append(rpn_box1)
+        return dict(zip(self.names, (p * g for p, g in zip(parts, self.gains))))

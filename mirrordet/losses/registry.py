@@ -39,7 +39,7 @@ def _fcos(head: nn.Module, cfg: Mapping[str, Any]) -> Any:
 def _rcnn(head: nn.Module, cfg: Mapping[str, Any]) -> Any:
     from mirrordet.losses.rcnn import RCNNLoss
 
-    return RCNNLoss()
+    return RCNNLoss(stage1=bool(head.rpn_stage1))
 
 
 def _cross_entropy(head: nn.Module, cfg: Mapping[str, Any]) -> Any:

@@ -48,19 +48,19 @@ class _Bottleneck(nn.Module):
 class DoubleHeadRCNN(RCNNHead):
     """Faster R-CNN with a Double-Head RoI stage (see the module docstring).
 
-    Args: those of :class:`RCNNHead` (``ia`` included), then ``conv_dim`` (width of the conv-head, 1024 in the paper) and
+    Args: those of :class:`RCNNHead` (``ia`` and ``rpn`` included), then ``conv_dim`` (width of the conv-head, 1024 in the paper) and
         ``num_blocks`` (bottleneck blocks after the widening one, 4 in the paper).
 
     Forward: as :class:`RCNNHead` (the same training outputs and eval layout).
     """
 
-    yaml_example = (-1, ["nc", None, [0.5, 1.0, 2.0], None, 64, [64, 32], None, 64, 1])
+    yaml_example = (-1, ["nc", None, [0.5, 1.0, 2.0], None, 64, [64, 32], None, "standard", 64, 1])
 
     def __init__(self, nc: int, ch: tuple[int, ...], sizes: list[float] | None = None,
                  ratios: list[float] = (0.5, 1.0, 2.0), roi_levels: int | None = None, fc_dim: int = 1024,
-                 post_nms_topk: list[int] = (2000, 1000), ia: list[float] | None = None, conv_dim: int = 1024,
-                 num_blocks: int = 4) -> None:
-        super().__init__(nc, ch, sizes, ratios, roi_levels, fc_dim, post_nms_topk, ia)
+                 post_nms_topk: list[int] = (2000, 1000), ia: list[float] | None = None, rpn: str = "standard",
+                 conv_dim: int = 1024, num_blocks: int = 4) -> None:
+        super().__init__(nc, ch, sizes, ratios, roi_levels, fc_dim, post_nms_topk, ia, rpn)
         self.conv_head = nn.Sequential(_Bottleneck(ch[0], conv_dim), *(_Bottleneck(conv_dim, conv_dim)
                                                                        for _ in range(num_blocks)),
                                        nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -78,8 +78,8 @@ class DoubleHeadRCNN(RCNNHead):
     def checked_args(cls, c_in: list, args: list) -> list:
         """As :meth:`RCNNHead.checked_args`, plus ``conv_dim`` (>= 4) and ``num_blocks`` (>= 0)."""
         full = super().checked_args(c_in, args)
-        if len(args) > 7 and args[7] < 4:
-            raise ModelConfigError(f"DoubleHeadRCNN conv_dim must be >= 4, got {args[7]}")
-        if len(args) > 8 and args[8] < 0:
-            raise ModelConfigError(f"DoubleHeadRCNN num_blocks must be >= 0, got {args[8]}")
+        if len(args) > 8 and args[8] < 4:
+            raise ModelConfigError(f"DoubleHeadRCNN conv_dim must be >= 4, got {args[8]}")
+        if len(args) > 9 and args[9] < 0:
+            raise ModelConfigError(f"DoubleHeadRCNN num_blocks must be >= 0, got {args[9]}")
         return full

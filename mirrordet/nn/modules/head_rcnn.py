@@ -18,7 +18,7 @@ from torchvision.ops import MultiScaleRoIAlign, box_iou, clip_boxes_to_image, re
 
 from mirrordet.nn.head import DetectionHead
 from mirrordet.nn.modules.base import BuildContext, check_args, flat_channels
-from mirrordet.nn.modules.rpn import RPN
+from mirrordet.nn.modules.cascade_rpn import build_rpn, region_targets
 from mirrordet.ops.anchor_boxes import ROI_WEIGHTS, decode_boxes, encode_boxes, match_anchors, sample_balanced
 from mirrordet.ops.detections import Detections
 from mirrordet.ops.nms import NMSSettings, select_and_suppress
@@ -26,6 +26,9 @@ from mirrordet.ops.targets import image_targets
 from mirrordet.registry import MODULES
 from mirrordet.utils.errors import MirrordetError, ModelConfigError
 
+
+
+RPN_KINDS = ("standard", "cascade", "cascade-simple")
 
 
 @MODULES.register()
@@ -42,6 +45,10 @@ class RCNNHead(DetectionHead):
             positive RoIs that the classifier finds hardest (lowest probability of their class), the fraction
             ``cells`` of the 7x7 RoI cells with the highest Grad-CAM attention is zeroed in every channel before
             the RoI head runs, so it must learn from the object's other parts. Eval is untouched.
+        rpn: ``standard``; ``cascade`` (Cascade RPN: one anchor per location refined in two stages, the second
+            with adaptive convolution; :mod:`mirrordet.nn.modules.cascade_rpn`) or ``cascade-simple`` (the seed's
+            variant: two stacked 3x3 stages, adaptive convolution off). ``sizes``/``ratios`` keep their meaning
+            (a cascade uses one square anchor of the level's size).
 
     Forward:
         training (``forward(x, targets)``): [objectness [B, A, 1] logits, rpn deltas [B, A, 4],
@@ -60,19 +67,22 @@ class RCNNHead(DetectionHead):
     needs_targets = True
     # target assignment (torchvision's Faster R-CNN defaults): RPN IoU (fg, bg), anchors sampled per image
     # and their positive fraction; RoI foreground IoU, RoIs sampled per image and their positive fraction
-    rpn_iou, rpn_batch, rpn_pos = (0.7, 0.3), 256, 0.5
+    rpn_batch, rpn_pos = 256, 0.5  # (the matching thresholds are the RPN's: iou_thresholds)
     roi_iou, roi_batch, roi_pos = 0.5, 512, 0.25
 
     def __init__(self, nc: int, ch: tuple[int, ...], sizes: list[float] | None = None,
                  ratios: list[float] = (0.5, 1.0, 2.0), roi_levels: int | None = None, fc_dim: int = 1024,
-                 post_nms_topk: list[int] = (2000, 1000), ia: list[float] | None = None) -> None:
+                 post_nms_topk: list[int] = (2000, 1000), ia: list[float] | None = None, rpn: str = "standard") -> None:
         super().__init__()
         self.ia = tuple(float(v) for v in ia) if ia else None
         c = ch[0]
         self.nc, self.nl, self.sizes = nc, len(ch), sizes
         self.roi_levels = roi_levels or len(ch)
         self.register_buffer("stride", torch.zeros(self.nl), persistent=True)
-        self.rpn = RPN(c, ratios, pre_nms_topk=post_nms_topk, post_nms_topk=post_nms_topk)
+        self.rpn = build_rpn(rpn, c, ratios, post_nms_topk)
+        self.rpn_stage1 = bool(self.rpn.stage1)  # the loss scores a cascade's first stage too
+        if self.rpn_stage1:
+            self.train_outputs = (*type(self).train_outputs, "rpn_stage1")
         self.roi_align = MultiScaleRoIAlign([str(i) for i in range(self.roi_levels)], 7, 2)
         self.box_head = nn.Sequential(nn.Flatten(), nn.Linear(c * 49, fc_dim), nn.ReLU(inplace=True),
                                       nn.Linear(fc_dim, fc_dim), nn.ReLU(inplace=True))
@@ -138,22 +148,32 @@ class RCNNHead(DetectionHead):
         return out
 
     def sample_targets(self, anchors: torch.Tensor, props: list[torch.Tensor], targets: Mapping[str, torch.Tensor],
-                       dtype: torch.dtype) -> tuple[list[tuple], list[torch.Tensor], list[tuple]]:
+                       dtype: torch.dtype, extras: Mapping[str, Any] | None = None, per_level: list[int] | None = None
+                       ) -> tuple[list[tuple], list[torch.Tensor], list[tuple], list[tuple]]:
         """Match and sample both stages' training targets, image by image.
 
         Args:
-            anchors: [A, 4] xyxy pixels. props: B proposal sets [P_i, 4] xyxy pixels (detached).
+            anchors: [A, 4] xyxy pixels ([B, A, 4]: a cascade's refined anchors, per image).
+            props: B proposal sets [P_i, 4] xyxy pixels (detached).
             targets: the batch's ``cls``, ``bboxes`` (normalized xywh), ``batch_idx``, ``img``.
             dtype: the RPN outputs' dtype (proposals are candidates at that precision).
+            extras, per_level: a cascade's first stage (its square anchors) and the anchors per level.
 
         Returns:
             per image (sampled anchors, objectness targets, positive anchors, their box targets),
-            per image the sampled RoIs [r_i, 4], per image (RoI labels [r_i], box targets [r_i, 4]).
+            per image the sampled RoIs [r_i, 4], per image (RoI labels [r_i], box targets [r_i, 4]),
+            and for a cascade per image (stage-1 positive anchors, their box targets) (else []).
         """
-        rpn_samples, rois, roi_samples = [], [], []
-        a = anchors.float()
+        rpn_samples, rois, roi_samples, stage1 = [], [], [], []
         for i, (labels, gt) in enumerate(image_targets(targets, len(props), anchors.device)):
-            matched = match_anchors(gt, a, *self.rpn_iou)
+            a = (anchors[i] if anchors.dim() == 3 else anchors).float()
+            if self.rpn_stage1:
+                a0 = extras["anchors0"].float()
+                m1 = region_targets(gt, a0, per_level, self.anchor_sizes())
+                pos1 = (m1 >= 0).nonzero(as_tuple=True)[0]
+                m1 = m1[pos1]
+                stage1.append((pos1, encode_boxes(gt[m1], a0[pos1]) if pos1.numel() else a0.new_zeros(0, 4)))
+            matched = match_anchors(gt, a, *self.rpn.iou_thresholds)
             pos, neg = sample_balanced(matched, self.rpn_batch, self.rpn_pos)
             target = torch.cat([torch.ones_like(pos), torch.zeros_like(neg)]).float()
             box_target = encode_boxes(gt[matched[pos]], a[pos]) if pos.numel() else a.new_zeros(0, 4)
@@ -173,21 +193,23 @@ class RCNNHead(DetectionHead):
             if pos.numel():
                 tg[: pos.numel()] = encode_boxes(gt[m[pos]], cand[pos], ROI_WEIGHTS)
             roi_samples.append((lab, tg))
-        return rpn_samples, rois, roi_samples
+        return rpn_samples, rois, roi_samples, stage1
 
     def forward(self, x: list[torch.Tensor] | torch.Tensor,
                 targets: Mapping[str, torch.Tensor] | None = None) -> list[Any] | torch.Tensor:
         x = [x] if isinstance(x, torch.Tensor) else list(x)  # one level arrives as a tensor
-        obj, deltas, anchors, per_level = self.rpn(x, self.stride.tolist(), self.anchor_sizes())
+        obj, deltas, anchors, per_level, extras = self.rpn(x, self.stride.tolist(), self.anchor_sizes())
         props = self.rpn.proposals(obj, deltas, anchors, per_level, self.image_hw(x))
         b = len(props)
         if self.training:
             if targets is None:
                 raise MirrordetError("RCNNHead samples its RoIs from the targets in training: call the model as "
                                      "model(images, targets)")
-            rpn_samples, rois, roi_samples = self.sample_targets(anchors, props, targets, obj.dtype)
+            rpn_samples, rois, roi_samples, stage1 = self.sample_targets(anchors, props, targets, obj.dtype, extras,
+                                                                         per_level)
             logits, rdeltas = self.roi_forward(x, rois, [lab for lab, _ in roi_samples])
-            return [obj, deltas, rpn_samples, logits, rdeltas, roi_samples]
+            out = [obj, deltas, rpn_samples, logits, rdeltas, roi_samples]
+            return out + [(extras["deltas1"], stage1)] if self.rpn_stage1 else out
         logits, rdeltas = self.roi_forward(x, props)
         scores = logits.float().softmax(-1)[:, 1:]  # [R, nc]
         rois = torch.cat(props).float()[:, None].expand(-1, self.nc, -1)
@@ -216,12 +238,12 @@ class RCNNHead(DetectionHead):
 
     arg_spec: tuple = (("nc", int), ("sizes", (list, type(None))), ("ratios", list),
                        ("roi_levels", (int, type(None))), ("fc_dim", int), ("post_nms_topk", list),
-                       ("ia", (list, type(None))))
+                       ("ia", (list, type(None))), ("rpn", str))
 
     @classmethod
     def from_yaml(cls, c_in: list, args: list, n: int, ctx: BuildContext):
         """Args ``[nc, sizes=None, ratios=[0.5, 1, 2], roi_levels=None, fc_dim=1024,
-        post_nms_topk=[2000, 1000], ia=None]``; ``from`` lists the levels (finest first)."""
+        post_nms_topk=[2000, 1000], ia=None, rpn='standard']``; ``from`` lists the levels (finest first)."""
         full = cls.checked_args(c_in, args)
         return cls(*full), args[0], full
 
@@ -243,4 +265,6 @@ class RCNNHead(DetectionHead):
         if len(args) > 6 and args[6] is not None and not (
                 len(args[6]) == 2 and all(isinstance(v, (int, float)) and 0 < v <= 1 for v in args[6])):
             raise ModelConfigError(f"RCNNHead ia must be [cells, rois], two fractions in (0, 1], got {args[6]}")
+        if len(args) > 7 and args[7] not in RPN_KINDS:
+            raise ModelConfigError(f"RCNNHead rpn must be one of {', '.join(RPN_KINDS)}, got {args[7]!r}")
         return [args[0], tuple(ch), *args[1:]]

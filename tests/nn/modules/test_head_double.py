@@ -10,7 +10,7 @@ from mirrordet.nn.graph import ModelGraph
 from mirrordet.utils.errors import ModelConfigError
 
 STEM = "nc: 2\nbackbone:\n  - [-1, 1, Conv, [16, 3, 2]]\n  - [-1, 1, Conv, [32, 3, 2]]\n  - [-1, 1, Conv, [32, 3, 2]]\nhead:\n"
-ROW = "  - [-1, 1, DoubleHeadRCNN, [nc, [32], [0.5, 1.0, 2.0], None, 32, [50, 20], None, 16, 1]]\n"
+ROW = "  - [-1, 1, DoubleHeadRCNN, [nc, [32], [0.5, 1.0, 2.0], None, 32, [50, 20], None, standard, 16, 1]]\n"
 
 
 def _batch(b: int = 2):

@@ -18,7 +18,7 @@ def _model(ia: str = "[0.25, 0.5]", head: str = "RCNNHead", extra: str = "") -> 
                       source="t")
 
 
-@pytest.mark.parametrize("head,extra", [("RCNNHead", ""), ("DoubleHeadRCNN", ", 16, 1")])
+@pytest.mark.parametrize("head,extra", [("RCNNHead", ""), ("DoubleHeadRCNN", ", standard, 16, 1")])
 def test_eval_is_identical_with_and_without(head, extra):
     on, off = _model("[0.25, 0.5]", head, extra).eval(), _model("None", head, extra).eval()
     off.load_state_dict(on.state_dict())
