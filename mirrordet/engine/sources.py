@@ -1,4 +1,5 @@
-"""Prediction sources: images, folders, globs, ``.txt`` lists, videos and numpy arrays, one frame at a time.
+"""Prediction sources: images, folders, globs, ``.txt`` lists, videos, numpy arrays and live streams (a webcam
+index, RTSP / RTMP / HTTP URLs, ``.streams`` lists; engine/streams.py), one frame at a time.
 
 ``iter_frames(source, vid_stride)`` yields :class:`Frame` objects. A frame that cannot be read
 (an unreadable or zero-byte image, a video that does not open) is yielded with ``image=None``
@@ -18,6 +19,7 @@ import cv2
 import numpy as np
 
 from mirrordet.data.image_files import IMG_SUFFIXES, imread, is_image_file
+from mirrordet.engine.streams import Stream, as_stream, read_streams_file, stream_frames
 from mirrordet.utils.errors import DatasetError
 
 VID_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpeg", ".mpg", ".wmv", ".webm", ".asf", ".gif"})
@@ -106,7 +108,8 @@ def resolve_source(source: Any) -> list[Any]:
 
     Args:
         source: an image or video path, a folder (searched recursively), a glob (``*``, ``?``,
-            ``[``), a ``.txt`` file with one path a line, a numpy array, or a list of those.
+            ``[``), a ``.txt`` file with one path a line, a numpy array, a webcam index (``0``), a stream URL
+            (``rtsp://``, ``rtmp://``, ``http(s)://``), a ``.streams`` file, or a list of those.
 
     Returns:
         Items in order: str paths and numpy arrays. Entries of a folder, glob or ``.txt`` list
@@ -117,6 +120,9 @@ def resolve_source(source: Any) -> list[Any]:
     """
     if isinstance(source, np.ndarray):
         return [source]
+    stream = as_stream(source)
+    if stream is not None:
+        return [stream]
     if isinstance(source, (list, tuple)):
         items: list[Any] = []
         for s in source:
@@ -136,6 +142,8 @@ def resolve_source(source: Any) -> list[Any]:
     if p.is_file():
         if p.suffix.lower() == ".txt":
             return _read_list(p)
+        if p.suffix.lower() == ".streams":
+            return read_streams_file(p)
         if not _usable(p.name):
             raise DatasetError(f"source {text}: unknown file type {p.suffix or '(no suffix)'!r}; expected an image "
                                f"({' '.join(sorted(IMG_SUFFIXES))}), a video ({' '.join(sorted(VID_SUFFIXES))}), "
@@ -176,6 +184,15 @@ def _video_frames(path: str, vid_stride: int, index: int) -> Iterator[Frame]:
         cap.release()
 
 
+def _stream_frames(stream: Stream, vid_stride: int, index: int) -> Iterator[Frame]:
+    try:
+        for n, img, fps in stream_frames(stream):
+            if n % vid_stride == 0:
+                yield Frame(stream.name, img, None, index, None, n, fps)
+    except OSError as e:
+        yield Frame(stream.name, None, str(e), index)
+
+
 def iter_frames(items: Sequence[Any], vid_stride: int = 1) -> Iterator[Frame]:
     """Read the items of :func:`resolve_source` one frame at a time.
 
@@ -190,6 +207,9 @@ def iter_frames(items: Sequence[Any], vid_stride: int = 1) -> Iterator[Frame]:
         raise DatasetError(f"vid_stride={vid_stride} must be >= 1")
     total = len(items)
     for i, item in enumerate(items):
+        if isinstance(item, Stream):
+            yield from _stream_frames(item, vid_stride, i)
+            continue
         if isinstance(item, np.ndarray):
             yield Frame(f"array{i}", as_bgr(item, f"source array {i}"), None, i, total, array=True)
             continue
