@@ -147,3 +147,17 @@ def test_mismatch_is_an_error(tmp_path, monkeypatch):
                                                         "name": "bad"})
     assert not (tmp_path / "bad" / "yolov8n-cls.torchscript").exists()  # a file that fails its check is removed
     assert main(["export", "model=yolov8n-cls.yaml", "imgsz=32", "format=torchscript", f"project={tmp_path}"]) == 2
+
+
+@pytest.mark.parametrize("cfg", ["yolov8n.yaml", "yolov8n-cls.yaml"])
+def test_onnx_file_runs_in_opencv_dnn(tmp_path, cfg):
+    """The exported ONNX file also runs in OpenCV's DNN module (cv2.dnn) with PyTorch's outputs."""
+    model = signal_model(cfg)
+    path = model.export(format="onnx", imgsz=64, project=str(tmp_path), name="e")
+    net = cv2.dnn.readNetFromONNX(str(path))
+    x = real_batch(1, 64, 64)
+    net.setInput(x.numpy())
+    got = net.forward()
+    with torch.no_grad():
+        ref = fuse(model.model).eval()(x).numpy()
+    check_close(ref, got, model.task)
