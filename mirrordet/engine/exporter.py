@@ -9,7 +9,10 @@ onnxruntime) next to the PyTorch model on random inputs at the export shape and,
 when an output differs by more than 1e-4 (absolute, or relative for values above 1, such as
 pixel coordinates).
 
-Metadata (task, class names, strides, imgsz) travels inside the file: ONNX ``metadata_props``,
+With ``nms=True`` (detectors) the graph ends with NMS (:mod:`mirrordet.engine.export_nms`): ``output0`` is
+[B, max_det, 6] rows (x1, y1, x2, y2 pixels, score, class) for a fixed batch size.
+
+Metadata (task, class names, strides, imgsz, the NMS settings) travels inside the file: ONNX ``metadata_props``,
 TorchScript ``_extra_files["metadata.json"]``.
 """
 
@@ -150,7 +153,7 @@ def export_onnx(net: nn.Module, sample: torch.Tensor, path: Path, meta: Mapping[
     import onnx
 
     axes = {"images": {0: "batch", 2: "height", 3: "width"}, "output0": {0: "batch"}} if dynamic else None
-    if axes and net.task == "detect":
+    if axes and net.task == "detect" and not hasattr(net, "max_det"):
         axes["output0"][2] = "anchors"
     buf = io.BytesIO()
     try:
@@ -186,9 +189,18 @@ def export_onnx(net: nn.Module, sample: torch.Tensor, path: Path, meta: Mapping[
     return run, simplified
 
 
+def sorted_rows(out: np.ndarray) -> np.ndarray:
+    """[B, N, 6] detection rows in a canonical order (score descending, then the box and class): NMS outputs of two
+    runtimes may list boxes of equal score in a different order."""
+    keys = lambda r: np.lexsort((r[:, 5], r[:, 3], r[:, 2], r[:, 1], r[:, 0], -r[:, 4]))  # noqa: E731
+    return np.stack([r[keys(r)] for r in out])
+
+
 def verify(net: nn.Module, run: Callable, shapes: list[tuple[int, int, int, int]], device: torch.device,
-           dtype: torch.dtype, path: Path, gen: torch.Generator) -> dict[tuple[int, ...], float]:
-    """Run the exported file and ``net`` on random inputs of each shape; returns max |diff| per shape.
+           dtype: torch.dtype, path: Path, gen: torch.Generator,
+           canonical: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[tuple[int, ...], float]:
+    """Run the exported file and ``net`` on random inputs of each shape; returns max |diff| per shape
+    (of ``canonical(output)`` when given).
 
     Raises:
         ExportError: the file fails to run at a shape, or differs beyond the tolerance.
@@ -204,8 +216,23 @@ def verify(net: nn.Module, run: Callable, shapes: list[tuple[int, int, int, int]
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ExportError(f"{path} fails at input {shape} although PyTorch runs it: {first}; export without "
                               "dynamic=True or at the size you will use") from None
+        if canonical is not None:
+            ref, got = canonical(ref), canonical(got)
         checks[shape] = compare_outputs(ref, got, f"{path} at input {shape}")
     return checks
+
+
+def _with_nms(net: nn.Module, graph: ModelGraph, cfg: Mapping[str, Any], source: str) -> nn.Module:
+    """``nms=True``: the fused detector followed by NMS in the graph (engine/export_nms.py)."""
+    from mirrordet.engine.export_nms import NMSModel
+
+    if graph.task != "detect" or getattr(graph.head, "end2end", False):
+        raise ConfigError(f"{source}: nms=True applies to detectors decoded with NMS; "
+                          f"{'an end-to-end head needs none' if graph.task == 'detect' else 'a classifier has none'}")
+    if cfg["dynamic"]:
+        raise ConfigError("nms=True exports a fixed batch size (the per-image NMS loop is unrolled); use dynamic=False")
+    conf = 0.25 if cfg["conf"] is None else cfg["conf"]
+    return NMSModel(net, conf, cfg["iou"], cfg["max_det"], cfg["agnostic_nms"]).eval()
 
 
 def export_model(net: ModelGraph, overrides: Mapping[str, Any] | None = None,
@@ -250,6 +277,8 @@ def export_model(net: ModelGraph, overrides: Mapping[str, Any] | None = None,
     if cfg["half"] and not half:
         LOGGER.warning("half=True applies to TorchScript on a CUDA device only; exporting float32")
     net = prepare_model(graph, device, half)
+    if cfg["nms"]:
+        net = _with_nms(net, graph, cfg, source)
     src = Path(source)
     if src.suffix == ".pt":
         out_dir = src.parent
@@ -257,6 +286,9 @@ def export_model(net: ModelGraph, overrides: Mapping[str, Any] | None = None,
         out_dir = run_dir(graph.task, "export", cfg["project"], cfg["name"], cfg["exist_ok"])
     path = out_dir / f"{src.stem}{FORMATS[fmt]}"
     meta = _metadata(graph, imgsz, cfg["batch"], cfg["dynamic"], source)
+    if cfg["nms"]:
+        meta["nms"] = json.dumps({"conf": net.conf, "iou": net.iou, "max_det": net.max_det, "agnostic": net.agnostic,
+                                  "output": "[B, max_det, 6] x1 y1 x2 y2 score class"})
     dtype = torch.half if half else torch.float32
     gen = torch.Generator().manual_seed(0)
     sample = torch.rand(cfg["batch"], 3, imgsz, imgsz, generator=gen).to(device, dtype)
@@ -271,10 +303,12 @@ def export_model(net: ModelGraph, overrides: Mapping[str, Any] | None = None,
     if run is not None:
         try:
             report.checks = verify(net, run, check_shapes(imgsz, stride, cfg["batch"], cfg["dynamic"]), device, dtype,
-                                   path, gen)
+                                   path, gen, sorted_rows if cfg["nms"] else None)
         except ExportError as e:
             path.unlink(missing_ok=True)
-            raise ExportError(f"{e} ({path.name} was removed)") from None
+            why = (" NMS among equal scores may keep different boxes in two runtimes; an untrained model scores "
+                   "many boxes alike") if cfg["nms"] else ""
+            raise ExportError(f"{e} ({path.name} was removed).{why}") from None
         checked = ", ".join(f"{list(s)}: {d:.2g}" for s, d in report.checks.items())
         LOGGER.info(f"Verified {path.name} against PyTorch, max |difference| per input shape: {checked}")
     size = path.stat().st_size / 2**20

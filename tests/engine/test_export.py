@@ -161,3 +161,39 @@ def test_onnx_file_runs_in_opencv_dnn(tmp_path, cfg):
     with torch.no_grad():
         ref = fuse(model.model).eval()(x).numpy()
     check_close(ref, got, model.task)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_nms_inside_the_graph(tmp_path, fmt):
+    """nms=True: the file outputs [B, max_det, 6] rows equal to the model's own decoding + NMS."""
+    from mirrordet.ops.nms import NMSSettings
+
+    model = signal_model("yolov8n.yaml")
+    report = export_model(model.model, {"format": fmt, "imgsz": 64, "nms": True, "conf": 0.05, "iou": 0.5,
+                                        "max_det": 30, "batch": 2, "project": str(tmp_path), "name": "n"})
+    x = real_batch(2, 64, 64)
+    if fmt == "onnx":
+        sess = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+        out = sess.run(None, {"images": x.numpy()})[0]
+        meta = {p.key: p.value for p in onnx.load(str(report.path)).metadata_props}
+        assert json.loads(meta["nms"])["max_det"] == 30
+    else:
+        out = torch.jit.load(str(report.path))(x).numpy()
+    assert out.shape == (2, 30, 6)
+    with torch.no_grad():
+        net = fuse(model.model).eval()
+        dets = net.head.postprocess(net(x), NMSSettings(conf=0.05, iou=0.5, max_det=30, multi_label=False))
+    for rows, d in zip(out, dets):
+        rows = rows[rows[:, 4] > 0]
+        want = d.rows().numpy()
+        assert len(rows) == len(want) > 0
+        assert np.allclose(exporter.sorted_rows(rows[None])[0], exporter.sorted_rows(want[None])[0], atol=1e-3)
+
+
+def test_nms_export_refusals(tmp_path):
+    with pytest.raises(Exception, match="fixed batch size"):
+        export_model(signal_model("yolov8n.yaml").model, {"format": "onnx", "imgsz": 64, "nms": True, "dynamic": True,
+                                                          "project": str(tmp_path), "name": "r"})
+    with pytest.raises(Exception, match="a classifier has none"):
+        export_model(signal_model("yolov8n-cls.yaml").model, {"format": "onnx", "imgsz": 64, "nms": True,
+                                                              "project": str(tmp_path), "name": "r"})
