@@ -20,7 +20,7 @@ OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
     "conf": NUMBER, "classes": (list, int), "source": (str,), "weights": (str,), "freeze": (int, str), "time": NUMBER, "save": (bool,),
 }
 MAX_IMGSZ = 8192  # pixels; activation memory grows with imgsz**2 (see default.yaml)
-MIXED_TYPES: dict[str, tuple[type, ...]] = {"amp": (bool, str)}  # True/False, or "bf16"
+MIXED_TYPES: dict[str, tuple[type, ...]] = {"amp": (bool, str), "cache": (bool, str)}  # True/False, or "bf16"; "ram"/"disk"
 UNIT_INTERVAL = {"hsv_h", "hsv_s", "hsv_v", "fliplr", "flipud", "mosaic", "mixup", "translate", "iou", "conf",
                  "lrf", "momentum", "warmup_momentum", "label_smoothing"}
 POSITIVE = {"epochs", "time", "batch", "imgsz", "lr0", "nbs", "max_det", "vid_stride", "max_bad_steps", "fraction"}
@@ -29,7 +29,7 @@ NON_NEGATIVE = {"patience", "workers", "weight_decay", "warmup_epochs", "warmup_
 CHOICES = {
     "task": ("detect", "classify"), "mode": ("train", "val", "predict", "info", "export", "compare", "convert"),
     "optimizer": ("auto", "SGD", "Adam", "AdamW"), "format": ("torchscript", "onnx"),
-    "split": ("train", "val", "test"), "scale": ("n", "s", "m", "l", "x"), "amp": ("bf16",),
+    "split": ("train", "val", "test"), "scale": ("n", "s", "m", "l", "x"), "amp": ("bf16",), "cache": ("ram", "disk"),
 }
 
 

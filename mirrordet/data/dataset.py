@@ -20,6 +20,7 @@ sample that went through the same steps, the boxes of both kept), HSV jitter, fl
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -61,7 +62,9 @@ class DetectionDataset(Dataset):
         hyp: augmentation settings (hsv_h, hsv_s, hsv_v, degrees, translate, aug_scale, shear,
             fliplr, flipud, mosaic); missing keys take ``AUGMENT_DEFAULTS``; other keys ignored.
         names: class names {0: name, ...} (or a list).
-        cache: keep the resized images in RAM (decoded once, at construction).
+        cache: ``True`` / ``"ram"``: keep the resized images in RAM (decoded once, at construction);
+            ``"disk"``: write each resized image once as ``<image file>.<imgsz>.npy`` beside it and read that
+            instead of decoding (rewritten when the image is newer; an unwritable folder falls back to decoding).
         category_ids: class k -> dataset category id (COCO); None = range(nc).
         seed: base seed of the augmentation: sample i of epoch e draws from a generator seeded with
             (seed, e, i), so augmentation is the same for any worker count and after a resume.
@@ -81,7 +84,7 @@ class DetectionDataset(Dataset):
         augment: bool,
         hyp: Mapping[str, Any] | None = None,
         names: Mapping[int, str] | Sequence[str] | None = None,
-        cache: bool = False,
+        cache: bool | str = False,
         category_ids: Sequence[int] | None = None,
         seed: int = 0,
         annotations_file: str | Path | None = None,
@@ -103,7 +106,10 @@ class DetectionDataset(Dataset):
         self.seed = int(seed)
         self._epoch = torch.zeros(1, dtype=torch.long).share_memory_()  # set_epoch() reaches workers too
         self._images: list[np.ndarray | None] = [None] * len(self.records)
-        if cache:
+        self._disk: list[Path | None] = [None] * len(self.records)
+        if cache == "disk":
+            self._cache_to_disk()
+        elif cache:
             self._cache_images()
 
     # ---- records and ground truth ------------------------------------------------------------
@@ -169,12 +175,39 @@ class DetectionDataset(Dataset):
         self._images = imgs
         LOGGER.info(f"cached {len(imgs)} images ({sum(im.nbytes for im in imgs) / 2**20:.1f} MiB)")
 
+    def _npy(self, i: int) -> Path:
+        return Path(f"{self.records[i]['im_file']}.{self.imgsz}.npy")
+
+    def _cache_to_disk(self) -> None:
+        """``cache="disk"``: the resized images as .npy files beside the images (written when missing or stale)."""
+        def one(i: int) -> tuple[Path | None, bool]:
+            npy, src = self._npy(i), Path(self.records[i]["im_file"])
+            try:
+                if npy.is_file() and npy.stat().st_mtime >= src.stat().st_mtime:
+                    return npy, False
+                tmp = npy.with_name(f".{npy.name}.{os.getpid()}.tmp")
+                with open(tmp, "wb") as f:
+                    np.save(f, resize_long_side(self._read(i), self.imgsz)[0])
+                os.replace(tmp, npy)
+                return npy, True
+            except OSError as e:
+                LOGGER.warning(f"cache=disk: cannot write {npy} ({e.strerror or e}); decoding {src.name} instead")
+                return None, False
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(one, range(len(self))))
+        self._disk = [p for p, _ in results]
+        LOGGER.info(f"cache=disk: {sum(w for _, w in results)} .npy files written, "
+                    f"{sum(p is not None and not w for p, w in results)} reused")
+
     def load_resized(self, i: int) -> tuple[np.ndarray, tuple[int, int], tuple[float, float], np.ndarray]:
         """Image ``i`` with its longer side at S, its original (h0, w0), gains (h, w) and boxes [n, 4]
         xyxy pixels of the resized image."""
         r = self.records[i]
         h0, w0 = r["shape"]
         img = self._images[i]
+        if img is None and self._disk[i] is not None:
+            img = np.load(self._disk[i], allow_pickle=False)
         if img is None:
             img, _ = resize_long_side(self._read(i), self.imgsz)
         gains = (img.shape[0] / h0, img.shape[1] / w0)
@@ -251,7 +284,7 @@ def build_detection_dataset(
     augment: bool,
     hyp: Mapping[str, Any] | None = None,
     fraction: float = 1.0,
-    cache: bool = False,
+    cache: bool | str = False,
     seed: int = 0,
 ) -> DetectionDataset:
     """Build the dataset of one split of a loaded dataset YAML (``load_dataset_yaml``).
@@ -266,7 +299,7 @@ def build_detection_dataset(
         augment: training augmentation on/off.
         hyp: augmentation settings (see DetectionDataset).
         fraction: use the first ``fraction`` of the split's images (0 < fraction <= 1).
-        cache: keep resized images in RAM.
+        cache: keep resized images in RAM (True / "ram") or as .npy files beside the images ("disk").
         seed: augmentation seed.
 
     Raises:

@@ -151,3 +151,22 @@ def test_mixup_zero_is_the_default_pipeline(shapes) -> None:
     zero = build_detection_dataset(shapes, "train", 64, augment=True, hyp={"mosaic": 1.0, "mixup": 0.0})
     for i in range(len(base)):
         assert torch.equal(base[i]["img"], zero[i]["img"]) and torch.equal(base[i]["bboxes"], zero[i]["bboxes"])
+
+
+def test_disk_cache_writes_npy_once_and_gives_identical_samples(shapes, tmp_path) -> None:
+    import shutil
+
+    from mirrordet.data.synthetic import generate_shapes
+
+    root = generate_shapes(tmp_path / "s", n_train=4, n_val=3, imgsz=64, seed=1)
+    data = dict(shapes, path=root, train=root / "images" / "train", val=root / "images" / "val")
+    plain = build_detection_dataset(data, "val", 64, augment=False, hyp={})
+    disk = build_detection_dataset(data, "val", 64, augment=False, hyp={}, cache="disk")
+    npys = sorted((root / "images" / "val").glob("*.64.npy"))
+    assert len(npys) == 3
+    for i in range(len(plain)):
+        assert torch.equal(plain[i]["img"], disk[i]["img"])
+    mtimes = [p.stat().st_mtime_ns for p in npys]
+    build_detection_dataset(data, "val", 64, augment=False, hyp={}, cache="disk")  # reused, not rewritten
+    assert [p.stat().st_mtime_ns for p in npys] == mtimes
+    shutil.rmtree(root)
