@@ -20,6 +20,7 @@ sample that went through the same steps, the boxes of both kept), HSV jitter, fl
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -107,6 +108,7 @@ class DetectionDataset(Dataset):
         self._epoch = torch.zeros(1, dtype=torch.long).share_memory_()  # set_epoch() reaches workers too
         self._images: list[np.ndarray | None] = [None] * len(self.records)
         self._disk: list[Path | None] = [None] * len(self.records)
+        self._rect: list[tuple[int, int]] = []  # per-sample (H, W) of rectangular validation batches (set_rect)
         if cache == "disk":
             self._cache_to_disk()
         elif cache:
@@ -175,6 +177,25 @@ class DetectionDataset(Dataset):
         self._images = imgs
         LOGGER.info(f"cached {len(imgs)} images ({sum(im.nbytes for im in imgs) / 2**20:.1f} MiB)")
 
+    def set_rect(self, batch: int, stride: int) -> None:
+        """Rectangular batches (validation only): the records sorted by aspect ratio, and every image letterboxed to
+        its batch's shape: the longer side ``imgsz``, the other the batch's widest need, both stride multiples. A
+        loader over this dataset must keep the order and use ``batch`` (as the validation loader does)."""
+        if self.augment:
+            raise DatasetError("rectangular batches are for validation (augment=False)")
+        order = sorted(range(len(self)), key=lambda i: self.records[i]["shape"][0] / self.records[i]["shape"][1])
+        self.records = [self.records[i] for i in order]
+        self._images = [self._images[i] for i in order]
+        self._disk = [self._disk[i] for i in order]
+        self._rect: list[tuple[int, int]] = []
+        s = self.imgsz
+        for start in range(0, len(self), batch):
+            ratios = [r["shape"][0] / r["shape"][1] for r in self.records[start:start + batch]]  # h / w
+            lo, hi = min(ratios), max(ratios)
+            rel = (hi, 1.0) if hi < 1 else (1.0, 1 / lo) if lo > 1 else (1.0, 1.0)
+            shape = tuple(int(math.ceil(v * s / stride) * stride) for v in rel)
+            self._rect += [shape] * len(ratios)
+
     def _npy(self, i: int) -> Path:
         return Path(f"{self.records[i]['im_file']}.{self.imgsz}.npy")
 
@@ -218,20 +239,21 @@ class DetectionDataset(Dataset):
         s = self.imgsz
         img, ori_shape, gains, boxes = self.load_resized(i)
         cls = np.asarray(self.records[i]["cls"], np.int64)
+        h, w = self._rect[i] if self._rect else (s, s)
         if not self.augment:
-            img, rp = letterbox(img, s)
-            boxes, ratio_pad = apply_ratio_pad(boxes, rp, (s, s)), compose_ratio_pad(gains, rp)
+            img, rp = letterbox(img, (h, w))
+            boxes, ratio_pad = apply_ratio_pad(boxes, rp, (h, w)), compose_ratio_pad(gains, rp)
         else:
             img, boxes, cls, ratio_pad = self._augment(i, img, gains, boxes, cls)
-        boxes, cls = clip_and_filter(boxes, cls, (s, s))
+        boxes, cls = clip_and_filter(boxes, cls, (h, w))
         rgb = np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))
         return {
             "img": torch.from_numpy(rgb),
             "cls": torch.from_numpy(cls.astype(np.float32).reshape(-1, 1)),
-            "bboxes": torch.from_numpy(xyxy2xywhn(boxes.astype(np.float32), s, s).reshape(-1, 4)),
+            "bboxes": torch.from_numpy(xyxy2xywhn(boxes.astype(np.float32), w, h).reshape(-1, 4)),
             "im_file": self.records[i]["im_file"],
             "ori_shape": tuple(ori_shape),
-            "resized_shape": (s, s),
+            "resized_shape": (h, w),
             "ratio_pad": ratio_pad,
         }
 

@@ -110,7 +110,8 @@ def validate_model(net: ModelGraph, overrides: Mapping[str, Any]) -> dict[str, A
     net.names = dict(data["names"])
     device = select_device(cfg["device"])
     imgsz = check_imgsz(cfg["imgsz"], net.max_stride)
-    dataset, loader = task.build_split(data, cfg["split"], cfg, imgsz, augment=False, batch=cfg["batch"])
+    dataset, loader = task.build_split(data, cfg["split"], cfg, imgsz, augment=False, batch=cfg["batch"],
+                                       stride=net.max_stride)
     save_dir = run_dir(net.task, "val", cfg["project"], cfg["name"], cfg["exist_ok"])
     validator = task.validator(dataset, loader, cfg, save_dir, conf=0.001 if cfg["conf"] is None else cfg["conf"])
     half = cfg["half"] and device.type == "cuda"

@@ -47,12 +47,14 @@ class DetectTask:
     metric_keys = METRIC_KEYS
 
     def build_split(self, data: Mapping[str, Any], split: str, cfg: Mapping[str, Any], imgsz: int, augment: bool,
-                    batch: int, rank: int = -1, world_size: int = 1) -> tuple[Any, Any]:
+                    batch: int, rank: int = -1, world_size: int = 1, stride: int = 32) -> tuple[Any, Any]:
         from mirrordet.data.dataset import build_detection_dataset
 
         dataset = build_detection_dataset(data, split, imgsz, augment=augment, hyp=cfg,
                                           fraction=cfg["fraction"] if augment else 1.0, cache=cfg["cache"],
                                           seed=cfg["seed"])
+        if cfg["rect"] and not augment:  # rectangular batches: images of similar shape, padded to the batch's shape
+            dataset.set_rect(batch, stride)
         return dataset, build_dataloader(dataset, batch, cfg["workers"], shuffle=augment, seed=cfg["seed"],
                                          rank=rank, world_size=world_size)
 
@@ -79,7 +81,7 @@ class ClassifyTask:
     metric_keys = CLS_METRIC_KEYS
 
     def build_split(self, data: Mapping[str, Any], split: str, cfg: Mapping[str, Any], imgsz: int, augment: bool,
-                    batch: int, rank: int = -1, world_size: int = 1) -> tuple[Any, Any]:
+                    batch: int, rank: int = -1, world_size: int = 1, stride: int = 32) -> tuple[Any, Any]:
         from mirrordet.data.classification import build_classification_dataset
 
         dataset = build_classification_dataset(data, split, imgsz, augment, hyp=cfg,

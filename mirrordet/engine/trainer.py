@@ -161,7 +161,8 @@ class Trainer:
                                                    rank=self.dist.rank, world_size=world)
         validator = None
         if self.dist.is_main:  # validation runs on rank 0 only
-            val_set, val_loader = task.build_split(self.data, "val", cfg, self.imgsz, augment=False, batch=cfg["batch"] * 2)
+            val_set, val_loader = task.build_split(self.data, "val", cfg, self.imgsz, augment=False, batch=cfg["batch"] * 2,
+                                                   stride=self.stride)
             validator = task.validator(val_set, val_loader, cfg, self.save_dir)
         loss = criterion(model, cfg, world)
         state.accumulate = max(round(cfg["nbs"] / cfg["batch"]), 1)

@@ -170,3 +170,35 @@ def test_disk_cache_writes_npy_once_and_gives_identical_samples(shapes, tmp_path
     build_detection_dataset(data, "val", 64, augment=False, hyp={}, cache="disk")  # reused, not rewritten
     assert [p.stat().st_mtime_ns for p in npys] == mtimes
     shutil.rmtree(root)
+
+
+def test_rectangular_validation_batches_map_back(tmp_path: Path) -> None:
+    """rect: images sorted by aspect ratio, each batch letterboxed to its own stride-multiple shape, labels exact."""
+    from mirrordet.data.collate import collate_detection
+
+    root = tmp_path / "r"
+    sizes = [(40, 96), (96, 40), (60, 90), (90, 60), (64, 64), (30, 96)]  # (h, w)
+    for split in ("val",):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for k, (h, w) in enumerate(sizes):
+            cv2.imwrite(str(root / "images" / split / f"{k}.png"), np.full((h, w, 3), 90, np.uint8))
+            (root / "labels" / split / f"{k}.txt").write_text("0 0.5 0.5 0.4 0.4\n")
+    data = {"yaml_file": root / "x.yaml", "path": root, "names": {0: "a"}, "nc": 1, "val": root / "images" / "val"}
+    ds = build_detection_dataset(data, "val", 96, augment=False, hyp={})
+    ds.set_rect(batch=2, stride=32)
+    ratios = [r["shape"][0] / r["shape"][1] for r in ds.records]
+    assert ratios == sorted(ratios)
+    shapes = set()
+    for start in range(0, len(ds), 2):
+        batch = collate_detection([ds[i] for i in range(start, min(start + 2, len(ds)))])
+        h, w = batch["img"].shape[-2:]
+        assert h % 32 == 0 and w % 32 == 0 and max(h, w) == 96
+        shapes.add((h, w))
+    assert len(shapes) > 1 and (64, 96) in shapes  # landscape batches are lower than imgsz
+    for i in range(len(ds)):
+        s = ds[i]
+        h, w = s["resized_shape"]
+        scale = torch.tensor([w, h, w, h], dtype=torch.float64)
+        back = scale_boxes(xywh2xyxy(s["bboxes"].double()) * scale, (h, w), s["ori_shape"], s["ratio_pad"])
+        np.testing.assert_allclose(back.numpy(), ds.ground_truth(i)[1], atol=1e-3)

@@ -118,3 +118,19 @@ def test_shapes_voc_is_the_shapes_images_in_voc_layout(tmp_path):
         n_hard += len(ds.crowd_boxes(i))
         assert all(max(b[2] - b[0], b[3] - b[1]) < 0.1 * 96 + 1 for b in ds.crowd_boxes(i))
     assert n_hard >= 1  # some objects are small enough to be difficult
+
+
+def test_rect_validation_runs_on_non_square_images(tmp_path):
+    from mirrordet.cli import main
+    from mirrordet.engine.checkpoint import save_checkpoint
+    from mirrordet.engine.checkpoint_format import Checkpoint
+    from mirrordet.nn.graph import build_model
+
+    yaml_path = write_voc(tmp_path)  # 80 x 64 images
+    net = build_model("yolov8n.yaml", nc=2)
+    save_checkpoint(tmp_path / "m.pt", Checkpoint(model_yaml=net.yaml_text, model=net.state_dict(),
+                                                  model_cfg={"scale": "n", "nc": 2}).to_dict())
+    for rect in (False, True):
+        assert main(["val", f"model={tmp_path / 'm.pt'}", f"data={yaml_path}", "imgsz=64", "batch=2", f"rect={rect}",
+                     f"project={tmp_path}", f"name=r{rect}"]) == 0
+        assert (tmp_path / f"r{rect}" / "val_batch0.png").is_file()
