@@ -183,7 +183,7 @@ def load_coco_records(
     if not annotations_file.is_file():
         raise DatasetError(f"COCO annotations file {annotations_file} does not exist")
     # The key covers the JSON; the image files it lists are fingerprinted from the cached list.
-    cache_file = annotations_file.with_suffix(".cache")
+    cache_file = annotations_file.with_suffix(".mirrordet.cache")
     base_key = files_fingerprint([annotations_file], extra=f"coco|{images_dir.absolute()}")
     if cache:
         hit = load_record_cache(cache_file, base_key)

@@ -167,7 +167,7 @@ class DetectionDataset(Dataset):
         if img is None:
             raise DatasetError(
                 f"image {self.records[i]['im_file']} became unreadable after the label check; "
-                "delete the label cache (.cache) to re-verify the split"
+                "delete the label cache (.mirrordet.cache) to re-verify the split"
             )
         return img
 

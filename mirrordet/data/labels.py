@@ -129,15 +129,20 @@ def verify_images(paths: Sequence[str | Path], workers: int = 8) -> list[tuple[i
         return list(pool.map(verify_image, paths))
 
 
+CACHE_SUFFIX = ".mirrordet.cache"
+
+
 def label_cache_path(source: str | Path | Sequence[str | Path]) -> Path:
-    """Where the cache of a split lives: ``<labels dir>.cache`` for a folder, ``<list>.cache`` for a .txt."""
+    """Where the cache of a split lives: ``<labels dir>.mirrordet.cache`` for a folder, ``<list>.mirrordet.cache``
+    for a .txt (a name of its own: Ultralytics writes ``<labels dir>.cache`` in the same place, and a shared name
+    made each tool rebuild the other's cache on every run)."""
     if isinstance(source, (list, tuple)):
         return label_cache_path(source[0])
     src = Path(source)
     if src.is_file():
-        return src.with_suffix(".cache")
+        return src.with_suffix(CACHE_SUFFIX)
     labels_dir = img2label_path(src / "_.jpg").parent
-    return labels_dir.with_name(labels_dir.name + ".cache")
+    return labels_dir.with_name(labels_dir.name + CACHE_SUFFIX)
 
 
 def _check_one(im_file: Path, nc: int) -> tuple[tuple[int, int] | str, ParsedLabels | None]:

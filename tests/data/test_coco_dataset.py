@@ -103,7 +103,7 @@ def test_cache_skips_json_parsing(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     real = coco_mod.read_coco_json
     monkeypatch.setattr(coco_mod, "read_coco_json", lambda p: calls.append(p) or real(p))
     r1, ids1, _ = load_coco_records(tmp_path / "images" / "val2017", ann, nc=3)
-    assert len(calls) == 1 and ann.with_suffix(".cache").is_file()
+    assert len(calls) == 1 and ann.with_suffix(".mirrordet.cache").is_file()
     r2, ids2, rep2 = load_coco_records(tmp_path / "images" / "val2017", ann, nc=3)
     assert len(calls) == 1 and ids2 == ids1 and rep2.crowd == 1
     assert [r["image_id"] for r in r2] == [11, 22, 33]

@@ -131,7 +131,7 @@ def test_cache_reused_and_invalidated(tmp_path: Path, monkeypatch: pytest.Monkey
     r1, rep1 = load_yolo_records(imgs, nc=2)
     assert len(calls) == 4  # readable images only
     cache = label_cache_path(imgs)
-    assert cache == tmp_path / "labels" / "train.cache" and cache.is_file()
+    assert cache == tmp_path / "labels" / "train.mirrordet.cache" and cache.is_file()
     with np.load(cache, allow_pickle=False) as z:  # plain arrays, no pickle
         assert "key" in z.files
     calls.clear()
@@ -175,7 +175,7 @@ def test_txt_list_relative_to_root_and_absolute(tmp_path: Path) -> None:
     records, rep = load_yolo_records(lst, nc=2, root=tmp_path)
     assert [Path(r["im_file"]).name for r in records] == ["good.png", "mixed.png"]
     assert rep.n_corrupt == 1 and "gone.png" in rep.corrupt[0]
-    assert label_cache_path(lst) == tmp_path / "lists" / "train.cache"
+    assert label_cache_path(lst) == tmp_path / "lists" / "train.mirrordet.cache"
     assert label_cache_path(lst).is_file()
 
 
