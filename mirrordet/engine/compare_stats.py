@@ -15,8 +15,6 @@ TASK_METRICS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
 }
 PRIMARY_METRIC = {"detect": "mAP50-95", "classify": "top1"}
 COST_COLUMNS = ("latency_cpu_ms", "latency_gpu_ms", "epoch_time_s", "train_min", "peak_rss_mb", "peak_gpu_mb")
-# settings that are expected to differ between the runs of a comparison
-PER_RUN_KEYS = {"model", "seed", "name", "project", "exist_ok", "save_dir", "versions", "resume", "mode"}
 
 
 @dataclass
@@ -74,11 +72,9 @@ def value_columns(task: str) -> list[str]:
 
 
 def differing_settings(results: Sequence[RunResult]) -> dict[str, list[Any]]:
-    """Settings (args.yaml keys other than model/seed/output names) whose values differ between runs."""
-    keys = sorted({k for r in results for k in r.args} - PER_RUN_KEYS)
-    out = {}
-    for k in keys:
-        vals = [r.args.get(k) for r in results]
-        if any(v != vals[0] for v in vals):
-            out[k] = vals
-    return out
+    """Recipe settings (engine/fingerprint.py: not the model, seed, outputs or device) whose values differ between
+    runs; a run without a setting (older than it) has its default."""
+    from mirrordet.engine.fingerprint import recipe_differences
+
+    diff = recipe_differences({str(i): r.args for i, r in enumerate(results)})
+    return {k: [v[str(i)] for i in range(len(results))] for k, v in diff.items()}

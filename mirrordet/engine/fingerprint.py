@@ -31,8 +31,20 @@ def run_settings(cfg: Mapping[str, Any], imgsz: int) -> dict[str, Any]:
 
 
 def recipe(args: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings of ``args`` (a run's args.yaml or checkpoint settings) that make up its recipe."""
-    return {k: args[k] for k in sorted(args) if k not in NOT_RECIPE}
+    """The settings of ``args`` (a run's args.yaml or checkpoint settings) that make up its recipe.
+
+    Settings at their default value are left out, so a setting added to mirrordet later (absent from older runs'
+    args.yaml, present at its default in newer ones) changes no fingerprint.
+    """
+    from mirrordet.cfg import load_defaults
+
+    defaults = load_defaults()
+    return {k: args[k] for k in sorted(args)
+            if k not in NOT_RECIPE and not (k in defaults and _same(args[k], defaults[k]))}
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
 def recipe_fingerprint(args: Mapping[str, Any]) -> str:
@@ -42,12 +54,16 @@ def recipe_fingerprint(args: Mapping[str, Any]) -> str:
 
 
 def recipe_differences(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """{setting: {run: value}} for every recipe setting whose value is not the same in all ``runs``."""
+    """{setting: {run: value}} for every recipe setting whose value is not the same in all ``runs`` (a run without
+    the setting has its default)."""
+    from mirrordet.cfg import load_defaults
+
+    defaults = load_defaults()
     recipes = {name: recipe(args) for name, args in runs.items()}
     keys = sorted({k for r in recipes.values() for k in r})
     out = {}
     for k in keys:
-        vals = {name: r.get(k) for name, r in recipes.items()}
-        if len({json.dumps(v, sort_keys=True, default=str) for v in vals.values()}) > 1:
+        vals = {name: r[k] if k in r else defaults.get(k) for name, r in recipes.items()}
+        if len({json.dumps(v, sort_keys=True, default=str) for v in vals.values()}) > 1:  # absent = the default
             out[k] = vals
     return out

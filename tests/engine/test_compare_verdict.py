@@ -62,6 +62,9 @@ def test_fingerprint_ignores_model_seed_and_outputs_but_not_the_recipe():
     for change in ({"lr0": 0.02}, {"epochs": 15}, {"versions": {"torch": "2.13"}}, {"data": "coco.yaml"}):
         assert recipe_fingerprint(dict(a, **change)) != recipe_fingerprint(a)
     assert recipe_differences({"r1": a, "r2": dict(a, lr0=0.02)}) == {"lr0": {"r1": 0.01, "r2": 0.02}}
+    # a setting added to mirrordet later: absent from an old run, at its default in a new one: same recipe
+    assert recipe_fingerprint(a) == recipe_fingerprint(dict(a, mixup=0.0, multi_scale=False, rect=False))
+    assert recipe_fingerprint(a) != recipe_fingerprint(dict(a, mixup=0.1))
 
 
 def test_runs_with_different_recipes_are_refused_with_the_settings_named():
