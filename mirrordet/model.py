@@ -32,6 +32,7 @@ class Model:
         self.ckpt: Checkpoint | None = None
         self._predict_cache: dict[str, Any] = {}  # the fused inference copy, reused while the weights are unchanged
         self.callbacks = Callbacks()
+        self.run_dir: Path | None = None  # the folder of the last run of train()
         self.model, self.ckpt = open_network(self.source, nc=nc, scale=scale)
 
     @property
@@ -66,11 +67,14 @@ class Model:
         self.callbacks.add(event, fn)
 
     def train(self, **overrides: Any) -> dict:
-        """Train with ``overrides`` on top of the defaults; returns the final metrics."""
+        """Train with ``overrides`` on top of the defaults; returns the final metrics. The run folder is then
+        ``self.run_dir`` (its ``weights/best.pt`` is the model to validate or predict with)."""
         from mirrordet.engine.trainer import Trainer
 
-        return Trainer({**overrides, "model": self.source}, model=self.model if self.ckpt is None else None,
-                       callbacks=self.callbacks).train()
+        trainer = Trainer({**overrides, "model": self.source}, model=self.model if self.ckpt is None else None,
+                          callbacks=self.callbacks)
+        self.run_dir = Path(trainer.save_dir)
+        return trainer.train()
 
     def val(self, **overrides: Any) -> dict:
         """Validate on ``data``'s ``split``; returns the metrics."""

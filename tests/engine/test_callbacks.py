@@ -17,6 +17,7 @@ def test_every_event_is_called_in_order_with_its_details(tiny_shapes_yaml, tmp_p
     for event in EVENTS:
         m.add_callback(event, lambda trainer, _e=event, **d: seen.append((_e, d)))
     m.train(data=str(tiny_shapes_yaml), project=str(tmp_path), name="cb", plots=False, **TINY)
+    assert m.run_dir == tmp_path / "cb" and (m.run_dir / "weights" / "best.pt").is_file()  # the run just trained
     names = [e for e, _ in seen]
     assert names[0] == "on_train_start" and names[-1] == "on_train_end"
     assert names.count("on_epoch_start") == names.count("on_epoch_end") == names.count("on_val_end") == 2
