@@ -20,7 +20,6 @@ sample that went through the same steps, the boxes of both kept), HSV jitter, fl
 
 from __future__ import annotations
 
-import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +34,7 @@ from mirrordet.data.coco import load_coco_records
 from mirrordet.data.image_files import imread
 from mirrordet.data.labels import load_yolo_records
 from mirrordet.data.mosaic import mosaic4
+from mirrordet.data.preprocess import stride_multiple
 from mirrordet.data.transforms import (
     AUGMENT_DEFAULTS,
     RatioPad,
@@ -187,13 +187,12 @@ class DetectionDataset(Dataset):
         self.records = [self.records[i] for i in order]
         self._images = [self._images[i] for i in order]
         self._disk = [self._disk[i] for i in order]
-        self._rect: list[tuple[int, int]] = []
-        s = self.imgsz
+        self._rect = []
         for start in range(0, len(self), batch):
             ratios = [r["shape"][0] / r["shape"][1] for r in self.records[start:start + batch]]  # h / w
             lo, hi = min(ratios), max(ratios)
             rel = (hi, 1.0) if hi < 1 else (1.0, 1 / lo) if lo > 1 else (1.0, 1.0)
-            shape = tuple(int(math.ceil(v * s / stride) * stride) for v in rel)
+            shape = tuple(stride_multiple(v * self.imgsz, stride) for v in rel)
             self._rect += [shape] * len(ratios)
 
     def _npy(self, i: int) -> Path:
@@ -335,11 +334,12 @@ def build_detection_dataset(
         raise DatasetError(f"fraction must be in (0, 1], got {fraction}")
     nc, prefix = int(data["nc"]), f"{split}: "
     category_ids, ann = None, None
-    if isinstance(src, Mapping) and "voc" in src:
+    fmt = "voc" if isinstance(src, Mapping) and "voc" in src else "coco" if isinstance(src, Mapping) else "yolo"
+    if fmt == "voc":
         from mirrordet.data.voc import load_voc_records
 
         records, report = load_voc_records(src["voc"], [data["names"][k] for k in sorted(data["names"])], prefix=prefix)
-    elif isinstance(src, Mapping):
+    elif fmt == "coco":
         records, category_ids, report = load_coco_records(
             src["images"], src["annotations"], nc=nc, prefix=prefix
         )
@@ -373,5 +373,5 @@ def build_detection_dataset(
         seed=seed,
         annotations_file=ann,
     )
-    dataset.source_format = "voc" if isinstance(src, Mapping) and "voc" in src else "coco" if ann else "yolo"
+    dataset.source_format = fmt
     return dataset

@@ -191,6 +191,8 @@ def _suited_imgsz(split: Path, sample: int = 32) -> int:
     multiple of 32, within [32, 640] (a folder of 64 px images should not train at 640 by default)."""
     import cv2
 
+    from mirrordet.data.preprocess import stride_multiple
+
     sides = []
     for d in sorted(p for p in split.iterdir() if p.is_dir()):
         for f in sorted(d.iterdir())[: max(1, sample // 8)]:
@@ -199,8 +201,7 @@ def _suited_imgsz(split: Path, sample: int = 32) -> int:
                 sides.append(max(im.shape[:2]))
     if not sides:
         return 224
-    median = sorted(sides)[len(sides) // 2]
-    return int(min(640, max(32, -(-median // 32) * 32)))
+    return min(640, stride_multiple(sorted(sides)[len(sides) // 2], 32))
 
 
 def image_folder_dataset(root: Path) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from mirrordet.data.label_report import LabelReport
 from mirrordet.data.labels import verify_images
+from mirrordet.ops.boxes import xyxy2xywhn
 from mirrordet.utils.errors import DatasetError
 
 MAX_XML_BYTES = 1 << 20  # a VOC annotation is a few KB
@@ -69,9 +70,7 @@ def read_voc_xml(path: Path, names: Mapping[str, int]) -> tuple[tuple[int, int],
 
 
 def _normalized_xywh(boxes: list[list[float]], h: int, w: int) -> np.ndarray:
-    b = np.array(boxes, np.float32).reshape(-1, 4)
-    return np.stack([(b[:, 0] + b[:, 2]) / 2 / w, (b[:, 1] + b[:, 3]) / 2 / h,
-                     (b[:, 2] - b[:, 0]) / w, (b[:, 3] - b[:, 1]) / h], 1).astype(np.float32)
+    return xyxy2xywhn(np.array(boxes, np.float32).reshape(-1, 4), w, h)
 
 
 def load_voc_records(ids_files: Sequence[Path], class_names: Sequence[str], prefix: str = ""

@@ -173,7 +173,8 @@ def write_reports(save_dir: Path, results: Sequence[RunResult], command: str, ba
         if shortcuts:
             paths["shortcut_csv"] = write_csv(save_dir / "compare_shortcuts.csv", shortcuts)
             shortcut_md = shortcut_markdown(shortcuts)
-    md = _markdown(results, rows, command, verdict_markdown(verdicts) if verdicts else "", budget, shortcut_md)
+    verdict_md = verdict_markdown(verdicts) if verdicts else ""
+    md = _markdown(results, rows, command, verdict_md, budget, shortcut_md)
     paths["md"] = atomic_write_text(save_dir / "compare.md", md)
     metric = PRIMARY_METRIC.get(task) or next(c for c in value_columns(task) if c not in HEADERS)
     xs = {"GFLOPs": ([r["gflops"] for r in rows], None)}
@@ -185,6 +186,6 @@ def write_reports(save_dir: Path, results: Sequence[RunResult], command: str, ba
                                  imgsz=results[0].imgsz)
     paths["curves"] = plot_curves(_curves(results), save_dir / "compare_curves.png")
     LOGGER.info(markdown_table(rows, task))
-    if verdicts:
-        LOGGER.info(verdict_markdown(verdicts))
+    if verdict_md:
+        LOGGER.info(verdict_md)
     return paths

@@ -30,27 +30,28 @@ def run_settings(cfg: Mapping[str, Any], imgsz: int) -> dict[str, Any]:
     return {**cfg, "imgsz": imgsz, "versions": package_versions()}
 
 
-def recipe(args: Mapping[str, Any]) -> dict[str, Any]:
+def recipe(args: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The settings of ``args`` (a run's args.yaml or checkpoint settings) that make up its recipe.
 
-    Settings at their default value are left out, so a setting added to mirrordet later (absent from older runs'
-    args.yaml, present at its default in newer ones) changes no fingerprint.
+    Settings at their default value (``defaults``: mirrordet's own when None) are left out, so a setting added to
+    mirrordet later (absent from older runs' args.yaml, present at its default in newer ones) changes no fingerprint.
     """
-    from mirrordet.cfg import load_defaults
+    if defaults is None:
+        from mirrordet.cfg import load_defaults
 
-    defaults = load_defaults()
+        defaults = load_defaults()
     return {k: args[k] for k in sorted(args)
-            if k not in NOT_RECIPE and not (k in defaults and _same(args[k], defaults[k]))}
+            if k not in NOT_RECIPE and not (k in defaults and _canonical(args[k]) == _canonical(defaults[k]))}
 
 
-def _same(a: Any, b: Any) -> bool:
-    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+def _canonical(value: Any) -> str:
+    """The JSON text a value is hashed and compared by (sorted keys; non-JSON values as text)."""
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def recipe_fingerprint(args: Mapping[str, Any]) -> str:
-    """16 hex digits of the SHA-256 of :func:`recipe` (JSON, sorted keys; non-JSON values as text)."""
-    text = json.dumps(recipe(args), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    """16 hex digits of the SHA-256 of :func:`recipe`."""
+    return hashlib.sha256(_canonical(recipe(args)).encode("utf-8")).hexdigest()[:16]
 
 
 def recipe_differences(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -59,11 +60,10 @@ def recipe_differences(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[
     from mirrordet.cfg import load_defaults
 
     defaults = load_defaults()
-    recipes = {name: recipe(args) for name, args in runs.items()}
-    keys = sorted({k for r in recipes.values() for k in r})
+    recipes = {name: recipe(args, defaults) for name, args in runs.items()}
     out = {}
-    for k in keys:
+    for k in sorted({k for r in recipes.values() for k in r}):
         vals = {name: r[k] if k in r else defaults.get(k) for name, r in recipes.items()}
-        if len({json.dumps(v, sort_keys=True, default=str) for v in vals.values()}) > 1:  # absent = the default
+        if len({_canonical(v) for v in vals.values()}) > 1:
             out[k] = vals
     return out

@@ -16,7 +16,6 @@ writes it to disk. Detection and classification models are supported; other task
 
 from __future__ import annotations
 
-import pickletools
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,9 @@ from mirrordet.engine.checkpoint import cpu_state, load_state_dict_checked
 from mirrordet.engine.checkpoint_format import Checkpoint
 from mirrordet.nn.graph import ModelGraph
 from mirrordet.utils.errors import CheckpointError, MirrordetError
-from mirrordet.utils.inert_pickle import Record, load_inert, walk_module
+from mirrordet.utils.inert_pickle import Record, iter_modules, load_inert, walk_module
 from mirrordet.utils.log import LOGGER
-from mirrordet.utils.safe_load import MAX_PICKLE_BYTES
+from mirrordet.utils.safe_load import MAX_PICKLE_BYTES, pickle_globals
 
 SUPPORTED_MODELS = ("ultralytics.nn.tasks.DetectionModel", "ultralytics.nn.tasks.ClassificationModel")
 # YAML-dict entries Ultralytics adds for its own bookkeeping; `scale` becomes the build's scale.
@@ -45,17 +44,9 @@ def is_ultralytics_checkpoint(path: str | Path) -> bool:
             if pkl is None or pkl.file_size > MAX_PICKLE_BYTES:
                 return False
             data = zf.read(pkl)
-        strings: list[str] = []
-        for op, arg, _ in pickletools.genops(data):
-            if op.name == "GLOBAL" and isinstance(arg, str) and arg.startswith("ultralytics."):
-                return True
-            if op.name == "STACK_GLOBAL" and len(strings) >= 2 and strings[-2].startswith("ultralytics."):
-                return True
-            if isinstance(arg, str):
-                strings.append(arg)
     except Exception:  # noqa: BLE001 - not a readable archive: the ordinary loader says why
         return False
-    return False
+    return any(g.startswith("ultralytics.") for g in pickle_globals(data))
 
 
 def _model_record(ckpt: Any, path: Path) -> Record:
@@ -102,16 +93,7 @@ def _batchnorm(rec: Record, path: Path) -> dict[str, float]:
     Ultralytics' detectors use eps 1e-3, momentum 0.03 (mirrordet's default); its classifiers keep
     PyTorch's eps 1e-5, momentum 0.1. One pair must hold for the whole model.
     """
-    seen, stack, pairs = set(), [rec], set()
-    while stack:
-        r = stack.pop()
-        if not isinstance(r, Record) or id(r) in seen:
-            continue
-        seen.add(id(r))
-        if r.cls.endswith("BatchNorm2d"):
-            pairs.add((r.attr("eps"), r.attr("momentum")))
-        children = r.attr("_modules")
-        stack.extend(children.values() if isinstance(children, dict) else ())
+    pairs = {(r.attr("eps"), r.attr("momentum")) for _, r in iter_modules(rec) if r.cls.endswith("BatchNorm2d")}
     if not pairs:
         return {}
     if len(pairs) > 1 or not all(isinstance(v, float) for v in next(iter(pairs))):

@@ -40,30 +40,30 @@ def load_network(overrides: Mapping[str, Any]) -> tuple[ModelGraph, Checkpoint |
     return (*open_network(name, nc=ident["nc"], scale=ident["scale"]), name)
 
 
-def val_mode(overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """`mirrordet val`: the named network validated on ``data``'s ``split``; returns the metrics."""
-    get_cfg(overrides)  # bad settings are reported first
-    if not overrides.get("model"):
+def open_for_mode(overrides: Mapping[str, Any], mode: str) -> tuple[ModelGraph, Checkpoint | None, str]:
+    """:func:`load_network` for the CLI modes: every setting type-checked first (a bad one is reported before
+    any file is read), and a loud warning when ``mode`` would run a freshly built, untrained network."""
+    get_cfg(overrides)
+    if mode == "val" and not overrides.get("model"):
         raise ConfigError("mirrordet val needs the trained weights to validate: pass model=path/to/best.pt "
                           "(e.g. model=runs/detect/train/train/weights/best.pt)")
     net, ckpt, name = load_network(overrides)
-    warn_untrained(name, ckpt, "val")
-    return validate_model(net, overrides)
-
-
-def warn_untrained(name: str, ckpt: Checkpoint | None, what: str) -> None:
-    """A loud warning when ``what`` (predict, export) runs a freshly built network instead of trained weights."""
     if ckpt is None:
-        LOGGER.warning(f"WARNING: model={name} is a model YAML, so {what} runs a randomly initialized network "
+        LOGGER.warning(f"WARNING: model={name} is a model YAML, so {mode} runs a randomly initialized network "
                        "(mirrordet never downloads weights): its outputs are noise. Pass a trained checkpoint "
                        "(model=.../best.pt) or train one first")
+    return net, ckpt, name
+
+
+def val_mode(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`mirrordet val`: the named network validated on ``data``'s ``split``; returns the metrics."""
+    net, _, _ = open_for_mode(overrides, "val")
+    return validate_model(net, overrides)
 
 
 def predict_mode(overrides: Mapping[str, Any]) -> None:
     """`mirrordet predict`: the named network over ``source``, results streamed to the run folder."""
-    get_cfg(overrides)  # bad settings are reported before anything else
-    net, ckpt, name = load_network(overrides)
-    warn_untrained(name, ckpt, "predict")
+    net, ckpt, _ = open_for_mode(overrides, "predict")
     for _ in predict_model(net, overrides=overrides, stream=True, cli=True,
                            train_args=ckpt.train_args if ckpt is not None else None):
         pass
@@ -73,9 +73,7 @@ def export_mode(overrides: Mapping[str, Any]) -> Path:
     """`mirrordet export`: the named network exported and checked; returns the file's path."""
     from mirrordet.engine.exporter import export_model
 
-    get_cfg(overrides)  # bad settings are reported before anything else
-    net, ckpt, name = load_network(overrides)
-    warn_untrained(name, ckpt, "export")
+    net, ckpt, name = open_for_mode(overrides, "export")
     return export_model(net, overrides, train_args=ckpt.train_args if ckpt is not None else None, source=name).path
 
 

@@ -21,9 +21,12 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     Raises:
         CheckpointError: a file that is neither, or that fails their checks.
     """
-    if is_ultralytics_checkpoint(path):
-        return read_ultralytics_checkpoint(path)
-    return Checkpoint.from_dict(load_checkpoint(path), path)
+    try:
+        return Checkpoint.from_dict(load_checkpoint(path), path)
+    except CheckpointError:  # only then is the archive read once more, to see whether it is Ultralytics'
+        if is_ultralytics_checkpoint(path):
+            return read_ultralytics_checkpoint(path)
+        raise
 
 
 def rebuild_network(ckpt: Checkpoint, source: str | Path, weights: str = "model", nc: int | None = None,

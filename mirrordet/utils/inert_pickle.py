@@ -301,17 +301,26 @@ def load_inert(path: str | Path) -> Any:
         raise CheckpointError(f"refusing to load checkpoint {path}: {reason} ({type(e).__name__})") from None
 
 
-def walk_module(record: Record, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]:
-    """(dotted name, tensor) of every parameter and persistent buffer of a pickled ``nn.Module`` record,
-    in ``state_dict`` order; names as ``state_dict`` writes them. Shared or cyclic submodules are visited once."""
+def iter_modules(record: Record, prefix: str = "") -> Iterator[tuple[str, Record]]:
+    """(dotted prefix, record) of a pickled ``nn.Module`` record and every submodule record below it, depth
+    first in ``named_modules`` order (prefixes end with ``.``); shared or cyclic submodules are visited once."""
     seen: set[int] = set()
     stack: list[tuple[str, Any]] = [(prefix, record)]
-    out: list[tuple[str, torch.Tensor]] = []
     while stack:
         name, rec = stack.pop()
         if not isinstance(rec, Record) or id(rec) in seen:
             continue
         seen.add(id(rec))
+        yield name, rec
+        children = rec.attr("_modules") or {}
+        if isinstance(children, dict):
+            stack.extend(reversed([(f"{name}{k}.", child) for k, child in children.items()]))
+
+
+def walk_module(record: Record, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+    """(dotted name, tensor) of every parameter and persistent buffer of a pickled ``nn.Module`` record,
+    in ``state_dict`` order; names as ``state_dict`` writes them. Shared or cyclic submodules are visited once."""
+    for name, rec in iter_modules(record, prefix):
         params, buffers = rec.attr("_parameters") or {}, rec.attr("_buffers") or {}
         skip = rec.attr("_non_persistent_buffers_set") or set()
         for table, is_buffer in ((params, False), (buffers, True)):
@@ -319,11 +328,7 @@ def walk_module(record: Record, prefix: str = "") -> Iterator[tuple[str, torch.T
                 continue
             for k, v in table.items():
                 if isinstance(v, torch.Tensor) and not (is_buffer and k in skip):
-                    out.append((f"{name}{k}", v))
-        children = rec.attr("_modules") or {}
-        if isinstance(children, dict):
-            stack.extend(reversed([(f"{name}{k}.", child) for k, child in children.items()]))
-    yield from out
+                    yield f"{name}{k}", v
 
 
-__all__ = ["Record", "RecordType", "RECORD_MODULES", "load_inert", "walk_module"]
+__all__ = ["Record", "RecordType", "RECORD_MODULES", "iter_modules", "load_inert", "walk_module"]

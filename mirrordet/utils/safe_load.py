@@ -23,7 +23,7 @@ import re
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -39,20 +39,25 @@ _GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
-def _first_pickle_global(data: bytes) -> str | None:
-    """``module.name`` of the first global a raw pickle asks for (read with pickletools, never run)."""
+def pickle_globals(data: bytes) -> Iterator[str]:
+    """``module.name`` of every global a pickle asks for, in order (read with pickletools, never run); a damaged
+    pickle ends the sequence where it stops parsing."""
     strings: list[str] = []
     try:
         for op, arg, _ in pickletools.genops(data):
             if op.name == "GLOBAL" and isinstance(arg, str):
-                return arg.replace(" ", ".")
-            if op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                return f"{strings[-2]}.{strings[-1]}"
+                yield arg.replace(" ", ".")
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                yield f"{strings[-2]}.{strings[-1]}"
             if isinstance(arg, str):
                 strings.append(arg)
-    except Exception:  # noqa: BLE001 - a damaged pickle simply names no global
-        return None
-    return None
+    except Exception:  # noqa: BLE001 - a damaged pickle simply names no more globals
+        return
+
+
+def _first_pickle_global(data: bytes) -> str | None:
+    """``module.name`` of the first global a raw pickle asks for (read with pickletools, never run)."""
+    return next(pickle_globals(data), None)
 
 
 def _refuse(path: Path, why: str) -> CheckpointError:

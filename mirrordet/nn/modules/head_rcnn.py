@@ -80,7 +80,6 @@ class RCNNHead(DetectionHead):
         self.roi_levels = roi_levels or len(ch)
         self.register_buffer("stride", torch.zeros(self.nl), persistent=True)
         self.rpn = build_rpn(rpn, c, ratios, post_nms_topk)
-        self.rpn_stage1 = bool(self.rpn.stage1)  # the loss scores a cascade's first stage too
         if self.rpn_stage1:
             self.train_outputs = (*type(self).train_outputs, "rpn_stage1")
         self.roi_align = MultiScaleRoIAlign([str(i) for i in range(self.roi_levels)], 7, 2)
@@ -88,6 +87,11 @@ class RCNNHead(DetectionHead):
                                       nn.Linear(fc_dim, fc_dim), nn.ReLU(inplace=True))
         self.cls_score = nn.Linear(fc_dim, nc + 1)
         self.bbox_pred = nn.Linear(fc_dim, (nc + 1) * 4)  # class-specific, background slot unused
+
+    @property
+    def rpn_stage1(self) -> bool:
+        """Whether the RPN is a Cascade RPN, whose first stage the loss scores too (``rpn_box1``)."""
+        return bool(self.rpn.stage1)
 
     def anchor_sizes(self) -> list[float]:
         return list(self.sizes) if self.sizes is not None else [8.0 * float(s) for s in self.stride]
@@ -165,10 +169,10 @@ class RCNNHead(DetectionHead):
             and for a cascade per image (stage-1 positive anchors, their box targets) (else []).
         """
         rpn_samples, rois, roi_samples, stage1 = [], [], [], []
+        a0 = extras["anchors0"].float() if self.rpn_stage1 else None  # a cascade's square anchors
         for i, (labels, gt) in enumerate(image_targets(targets, len(props), anchors.device)):
             a = (anchors[i] if anchors.dim() == 3 else anchors).float()
-            if self.rpn_stage1:
-                a0 = extras["anchors0"].float()
+            if a0 is not None:
                 m1 = region_targets(gt, a0, per_level, self.anchor_sizes())
                 pos1 = (m1 >= 0).nonzero(as_tuple=True)[0]
                 m1 = m1[pos1]
