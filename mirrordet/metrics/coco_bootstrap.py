@@ -16,6 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from mirrordet.metrics.detection import interpolated_precision
+
 
 class ImageEvals:
     """Per-image, per-category COCO matches of one set of detections.
@@ -85,12 +87,7 @@ class ImageEvals:
         """[T, R] interpolated precision at the recall thresholds (accumulate's rule)."""
         out = np.zeros((len(self.iou_thrs), len(self.rec_thrs)))
         for t in range(len(self.iou_thrs)):
-            rc = tp[t] / npig
-            pr = tp[t] / (fp[t] + tp[t] + np.spacing(1))
-            pr = np.maximum.accumulate(pr[::-1])[::-1] if len(pr) else pr
-            idx = np.searchsorted(rc, self.rec_thrs, side="left")
-            valid = idx < len(pr)
-            out[t, valid] = pr[idx[valid]]
+            out[t] = interpolated_precision(tp[t] / npig, tp[t] / (fp[t] + tp[t] + np.spacing(1)), self.rec_thrs)
         return out
 
 

@@ -66,7 +66,7 @@ def match_predictions(
     return correct
 
 
-def _interpolated_precision(recall: np.ndarray, precision: np.ndarray, at: np.ndarray) -> np.ndarray:
+def interpolated_precision(recall: np.ndarray, precision: np.ndarray, at: np.ndarray) -> np.ndarray:
     """COCO-style precision envelope sampled at recall values ``at`` (0 beyond the max recall)."""
     envelope = np.maximum.accumulate(precision[::-1])[::-1]
     idx = np.searchsorted(recall, at, side="left")
@@ -244,9 +244,9 @@ class DetectionStats:
             r_curve[c] = np.where(kept > 0, recall[np.maximum(kept - 1, 0), 0], 0.0)
             p_curve[c] = np.where(kept > 0, precision[np.maximum(kept - 1, 0), 0], 1.0)
             for j in range(t):
-                curve = _interpolated_precision(recall[:, j], precision[:, j], REC_THRESHOLDS)
+                curve = interpolated_precision(recall[:, j], precision[:, j], REC_THRESHOLDS)
                 ap_per_iou[c, j] = curve.mean()
-            py[c] = _interpolated_precision(recall[:, 0], precision[:, 0], px)
+            py[c] = interpolated_precision(recall[:, 0], precision[:, 0], px)
 
         f1_curve = 2 * p_curve * r_curve / (p_curve + r_curve + 1e-16)
         if has_gt.any():
