@@ -141,10 +141,12 @@ MODES: dict[str, Callable[[dict[str, Any]], int]] = {
 }
 
 
-# A task word may come first, as Ultralytics users type it; it becomes task= (None: not available yet).
-TASK_WORDS: dict[str, str | None] = {"detect": "detect", "classify": "classify", "segment": None}
+# A task word may come first, as Ultralytics users type it; it becomes task=.
+TASK_WORDS: dict[str, str] = {"detect": "detect", "classify": "classify", "segment": "segment"}
 # what a task word implies when the command does not say (`mirrordet classify train` trains a classifier)
 TASK_DEFAULTS: dict[str, dict[str, str]] = {"detect": {"task": "detect"},
+                                            "segment": {"task": "segment", "model": "yolov8n-seg.yaml",
+                                                        "data": "shapes-seg.yaml"},
                                             "classify": {"task": "classify", "model": "yolov8n-cls.yaml",
                                                          "data": "shapes-cls.yaml"}}
 
@@ -159,8 +161,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode, rest = argv[0], argv[1:]
     try:
         if mode in TASK_WORDS:  # `mirrordet detect train ...`, as Ultralytics users type it
-            if TASK_WORDS[mode] is None:
-                raise ConfigError(f"the {mode} task is not available in mirrordet yet (detect and classify are)")
             if not rest or rest[0] not in MODES:
                 raise ConfigError(f"`mirrordet {mode}` needs a mode after the task, e.g. `mirrordet {mode} train ...` "
                                   f"(modes: {', '.join(MODES)})")

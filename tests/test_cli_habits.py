@@ -26,10 +26,11 @@ def test_task_word_first(capfd, tmp_path, monkeypatch):
     assert "yolov8n summary" in capfd.readouterr().err
     assert main(["classify", "info"]) == 0  # a task word implies its default model
     assert "yolov8n-cls summary" in capfd.readouterr().err
+    assert main(["segment", "info"]) == 0
+    assert "yolov8n-seg summary" in capfd.readouterr().err
 
 
 @pytest.mark.parametrize("argv,contains", [
-    (["segment", "train"], "the segment task is not available"),
     (["detect"], "needs a mode after the task"),
     (["predict", "model=yolov8n.pt", "source=x.jpg"], "never downloads weights"),
     (["val"], "needs the trained weights to validate: pass model=path/to/best.pt"),

@@ -20,6 +20,7 @@ from mirrordet.data.coco_schema import check_coco_tables, is_int
 from mirrordet.data.label_cache import files_fingerprint, load_record_cache, save_record_cache
 from mirrordet.data.label_report import LabelReport
 from mirrordet.data.labels import verify_images
+from mirrordet.data.segments import coco_segmentation
 from mirrordet.utils.errors import DatasetError
 
 COORD_TOL = 1e-3  # normalized tolerance beyond the image border (at least one pixel)
@@ -73,9 +74,12 @@ def _convert_bbox(bbox: Any, w: int, h: int) -> tuple[list[float] | None, str]:
 
 
 def coco_to_records(
-    d: dict[str, Any], images_dir: str | Path, ann_name: str = "annotations"
+    d: dict[str, Any], images_dir: str | Path, ann_name: str = "annotations", segments: bool = False
 ) -> tuple[list[dict[str, Any]], list[int], list[str], LabelReport]:
     """Convert a loaded COCO dict (checked by ``check_coco_tables``) into records, verifying every image file.
+
+    With ``segments`` every non-crowd annotation needs a usable ``segmentation`` (polygons or RLE, see
+    :func:`mirrordet.data.segments.coco_segmentation`), kept in the records' ``segments``.
 
     Returns:
         records (sorted by image id: ``im_file``, ``shape`` (h, w), ``cls`` [n] int64, ``bboxes``
@@ -90,7 +94,7 @@ def coco_to_records(
     images = {int(im["id"]): im for im in d["images"]}
     report = LabelReport(images=len(images))
     per_image: dict[int, dict[str, list]] = {
-        i: {"cls": [], "box": [], "crowd": [], "seen": set()} for i in images
+        i: {"cls": [], "box": [], "crowd": [], "seen": set(), "seg": []} for i in images
     }
     for k, a in enumerate(d["annotations"]):
         where = f"{ann_name}[{k}] (id {a.get('id', '?')})"
@@ -122,6 +126,12 @@ def coco_to_records(
         if key in entry["seen"]:
             report.add_bad("duplicate annotation", where)
             continue
+        if segments:
+            polys, why = coco_segmentation(a.get("segmentation"), w, h)
+            if polys is None:
+                report.add_bad(why, where)
+                continue
+            entry["seg"].append(polys)
         entry["seen"].add(key)
         entry["cls"].append(cat_index[category_id])
         entry["box"].append(box)
@@ -149,6 +159,8 @@ def coco_to_records(
         }
         if e["crowd"]:
             rec["crowd"] = np.array(e["crowd"], np.float32).reshape(-1, 4)
+        if segments:
+            rec["segments"] = e["seg"]
         report.ok += 1
         report.missing_labels += not e["cls"] and not e["crowd"]
         report.backgrounds += not e["cls"]
@@ -163,6 +175,7 @@ def load_coco_records(
     nc: int | None = None,
     cache: bool = True,
     prefix: str = "",
+    segments: bool = False,
 ) -> tuple[list[dict[str, Any]], list[int], LabelReport]:
     """Records of a COCO split, from ``<annotations>.cache`` when the JSON and images are unchanged.
 
@@ -172,6 +185,7 @@ def load_coco_records(
         nc: expected number of classes (the dataset YAML's); must equal the JSON's category count.
         cache: read and write the record cache beside the JSON.
         prefix: text put before the summary log line.
+        segments: keep the instances' outlines (segmentation data).
 
     Returns:
         (records, category_ids, report).
@@ -184,7 +198,8 @@ def load_coco_records(
         raise DatasetError(f"COCO annotations file {annotations_file} does not exist")
     # The key covers the JSON; the image files it lists are fingerprinted from the cached list.
     cache_file = annotations_file.with_suffix(".mirrordet.cache")
-    base_key = files_fingerprint([annotations_file], extra=f"coco|{images_dir.absolute()}")
+    extra_key = f"coco|{images_dir.absolute()}" + ("|segments" if segments else "")
+    base_key = files_fingerprint([annotations_file], extra=extra_key)
     if cache:
         hit = load_record_cache(cache_file, base_key)
         if hit is not None:
@@ -195,7 +210,7 @@ def load_coco_records(
                 report.log(f"{prefix}(cache {cache_file.name}) ")
                 return records, list(rep["category_ids"]), report
     d = read_coco_json(annotations_file)
-    records, category_ids, names, report = coco_to_records(d, images_dir, annotations_file.name)
+    records, category_ids, names, report = coco_to_records(d, images_dir, annotations_file.name, segments)
     _nc_ok(category_ids, nc, annotations_file, raise_=True)
     if cache:
         all_files = [str(images_dir / str(im.get("file_name", ""))) for im in d["images"]]

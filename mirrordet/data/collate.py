@@ -17,12 +17,13 @@ def collate_detection(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     Returns:
         ``img`` uint8 [B, 3, H, W]; ``cls`` float32 [N, 1]; ``bboxes`` float32 [N, 4] normalized
         xywh; ``batch_idx`` float32 [N] (index of the image in the batch); ``im_file``,
-        ``ori_shape``, ``resized_shape``, ``ratio_pad``: lists of length B.
+        ``ori_shape``, ``resized_shape``, ``ratio_pad``: lists of length B; with segmentation samples also
+        ``masks`` int16 [B, H, W] (per image its instance-index map: k + 1 marks the image's k-th box).
     """
     if not samples:
         raise ValueError("collate_detection needs at least one sample")
     cls = [s["cls"].reshape(-1, 1).float() for s in samples]
-    return {
+    out = {
         "img": torch.stack([s["img"] for s in samples], 0),
         "cls": torch.cat(cls, 0),
         "bboxes": torch.cat([s["bboxes"].reshape(-1, 4).float() for s in samples], 0),
@@ -32,3 +33,6 @@ def collate_detection(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "resized_shape": [s["resized_shape"] for s in samples],
         "ratio_pad": [s["ratio_pad"] for s in samples],
     }
+    if "masks" in samples[0]:
+        out["masks"] = torch.stack([s["masks"] for s in samples], 0)
+    return out

@@ -307,6 +307,7 @@ def build_detection_dataset(
     fraction: float = 1.0,
     cache: bool | str = False,
     seed: int = 0,
+    segments: bool = False,
 ) -> DetectionDataset:
     """Build the dataset of one split of a loaded dataset YAML (``load_dataset_yaml``).
 
@@ -322,9 +323,12 @@ def build_detection_dataset(
         fraction: use the first ``fraction`` of the split's images (0 < fraction <= 1).
         cache: keep resized images in RAM (True / "ram") or as .npy files beside the images ("disk").
         seed: augmentation seed.
+        segments: instance masks too (a :class:`~mirrordet.data.dataset_seg.SegmentationDataset`, from YOLO-seg
+            polygons or COCO segmentations).
 
     Raises:
-        DatasetError: missing or empty split, every image corrupt, or no usable box at all.
+        DatasetError: missing or empty split, every image corrupt, no usable box at all, or VOC data asked for
+            masks.
     """
     yaml_file = data.get("yaml_file", "dataset YAML")
     src = data.get(split)
@@ -335,17 +339,19 @@ def build_detection_dataset(
     nc, prefix = int(data["nc"]), f"{split}: "
     category_ids, ann = None, None
     fmt = "voc" if isinstance(src, Mapping) and "voc" in src else "coco" if isinstance(src, Mapping) else "yolo"
+    if fmt == "voc" and segments:
+        raise DatasetError(f"{yaml_file}: Pascal VOC detection data has no instance outlines for the segment task")
     if fmt == "voc":
         from mirrordet.data.voc import load_voc_records
 
         records, report = load_voc_records(src["voc"], [data["names"][k] for k in sorted(data["names"])], prefix=prefix)
     elif fmt == "coco":
         records, category_ids, report = load_coco_records(
-            src["images"], src["annotations"], nc=nc, prefix=prefix
+            src["images"], src["annotations"], nc=nc, prefix=prefix, segments=segments
         )
         ann = src["annotations"]
     else:
-        records, report = load_yolo_records(src, nc, root=data.get("path"), prefix=prefix)
+        records, report = load_yolo_records(src, nc, root=data.get("path"), prefix=prefix, segments=segments)
     where = f"{yaml_file}: split `{split}`"
     if report.images == 0:
         raise DatasetError(f"{where} has no images ({src})")
@@ -362,7 +368,12 @@ def build_detection_dataset(
         raise DatasetError(f"{where}: {why}")
     if fraction < 1:
         records = records[: max(1, round(len(records) * fraction))]
-    dataset = DetectionDataset(
+    kind = DetectionDataset
+    if segments:
+        from mirrordet.data.dataset_seg import SegmentationDataset
+
+        kind = SegmentationDataset
+    dataset = kind(
         records,
         imgsz,
         augment,

@@ -33,9 +33,10 @@ from mirrordet.utils.log import LOGGER
 from mirrordet.utils.safe_yaml import MAX_CLASSES, load_yaml_file, short_repr
 
 SPLITS = ("train", "val", "test")
-SYNTHETIC_TASKS = {"shapes": "detect", "shapes-voc": "detect", "shapes-cls": "classify"}
+SYNTHETIC_TASKS = {"shapes": "detect", "shapes-voc": "detect", "shapes-seg": "segment", "shapes-cls": "classify"}
 SYNTHETIC_ARGS = {
     "shapes": ("n_train", "n_val", "imgsz", "seed"),
+    "shapes-seg": ("n_train", "n_val", "imgsz", "seed"),
     "shapes-voc": ("n_train", "n_val", "imgsz", "seed"),
     "shapes-cls": ("n_train_per_class", "n_val_per_class", "imgsz", "seed"),
 }
@@ -170,7 +171,7 @@ def _synthetic(raw: dict[str, Any], file: Path) -> Path:
         root = default_cache_dir() / kind
     root = root.absolute()
     ensure = {"shapes": synthetic.ensure_shapes, "shapes-voc": synthetic.ensure_shapes_voc,
-              "shapes-cls": synthetic.ensure_shapes_cls}[kind]
+              "shapes-seg": synthetic.ensure_shapes_seg, "shapes-cls": synthetic.ensure_shapes_cls}[kind]
     ensure(root, **args)
     return root
 
@@ -223,7 +224,7 @@ def load_dataset_yaml(name_or_path: str | Path) -> dict[str, Any]:
     Returns:
         dict with ``yaml_file`` (Path), ``path`` (absolute root), ``names`` ({0: str, ...}),
         ``nc`` (int), ``train``/``val`` (resolved splits), ``test`` (or None), ``task``
-        ("detect" | "classify"), ``synthetic`` (str or None) and ``defaults`` (dict of scalars).
+        ("detect" | "segment" | "classify"), ``synthetic`` (str or None) and ``defaults`` (dict of scalars).
         A split is an absolute Path (folder or .txt list), a list of those, or
         ``{"images": Path, "annotations": Path}`` for COCO JSON data.
 
@@ -280,8 +281,8 @@ def load_dataset_yaml(name_or_path: str | Path) -> dict[str, Any]:
         if isinstance(first, (str, Path)) and is_class_folder_split(_resolve(first, root, file, "train")):
             task = "classify"
     task = task or "detect"
-    if task not in ("detect", "classify"):
-        raise DatasetError(f"{file}: `task` must be detect or classify, got {task!r}")
+    if task not in ("detect", "segment", "classify"):
+        raise DatasetError(f"{file}: `task` must be detect, segment or classify, got {task!r}")
     out: dict[str, Any] = {
         "yaml_file": file,
         "path": root,

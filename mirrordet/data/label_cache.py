@@ -72,7 +72,8 @@ def save_record_cache(
     """Write records and report to ``path`` atomically. Returns False (with a warning) when not writable.
 
     Records carry ``im_file`` (str), ``shape`` (h, w), ``cls`` [n] int, ``bboxes`` [n, 4] normalized
-    xywh float32 and optionally ``image_id`` (int) and ``crowd`` [m, 4] normalized xywh float32.
+    xywh float32 and optionally ``image_id`` (int), ``crowd`` [m, 4] normalized xywh float32 and
+    ``segments`` (per instance a list of [k, 2] float32 polygons; all records or none).
     """
     n = len(records)
     has_id = n > 0 and all("image_id" in r for r in records)
@@ -98,12 +99,31 @@ def save_record_cache(
         "crowd": np.concatenate(crowd).astype(np.float32) if n else np.zeros((0, 4), np.float32),
         "report": _text(json.dumps(report)),
     }
+    if n and all("segments" in r for r in records):
+        arrays.update(_pack_segments([inst for r in records for inst in r["segments"]]))
     try:
         atomic_save(path, lambda f: np.savez(f, **arrays))
     except OSError as e:
         LOGGER.warning(f"label cache {path} not written ({e}); labels will be re-checked next run")
         return False
     return True
+
+
+def _pack_segments(instances: list[list[np.ndarray]]) -> dict[str, np.ndarray]:
+    """Ragged polygons -> flat arrays: parts per instance, points per part, the points [P, 2]."""
+    parts = [np.asarray(p, np.float32).reshape(-1, 2) for inst in instances for p in inst]
+    return {"seg_parts": np.array([len(inst) for inst in instances], np.int64),
+            "seg_points": np.array([len(p) for p in parts], np.int64),
+            "seg_xy": np.concatenate(parts) if parts else np.zeros((0, 2), np.float32)}
+
+
+def _unpack_segments(parts: np.ndarray, points: np.ndarray, xy: np.ndarray) -> list[list[np.ndarray]]:
+    """Inverse of :func:`_pack_segments`; ValueError when the counts do not add up."""
+    if int(parts.sum()) != len(points) or int(points.sum()) != len(xy):
+        raise ValueError("segment counts do not match the stored points")
+    polys = np.split(xy, np.cumsum(points)[:-1]) if len(points) else []
+    ends = np.cumsum(parts)
+    return [list(polys[e - k:e]) for e, k in zip(ends.tolist(), parts.tolist())]
 
 
 def load_record_cache(path: str | Path, key: str) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
@@ -121,6 +141,10 @@ def load_record_cache(path: str | Path, key: str) -> tuple[list[dict[str, Any]],
             ids, crowd_counts, crowd = z["image_ids"], z["crowd_counts"], z["crowd"]
             report = json.loads(_untext(z["report"]))
             n = len(counts)
+            segments = (_unpack_segments(z["seg_parts"], z["seg_points"], z["seg_xy"]) if "seg_parts" in z.files
+                        else None)
+            if segments is not None and len(segments) != len(cls):
+                raise ValueError("one polygon set per instance expected")
             if not (len(files) == len(shapes) == len(crowd_counts) == n and int(counts.sum()) == len(cls) == len(bboxes)
                     and int(crowd_counts.sum()) == len(crowd) and len(ids) in (0, n)):
                 raise ValueError("array lengths disagree")
@@ -143,5 +167,7 @@ def load_record_cache(path: str | Path, key: str) -> tuple[list[dict[str, Any]],
             r["image_id"] = int(ids[i])
         if crowd_counts[i]:
             r["crowd"] = crowd[coffs[i] : coffs[i + 1]].copy()
+        if segments is not None:
+            r["segments"] = segments[offs[i] : offs[i + 1]]
         records.append(r)
     return records, report

@@ -13,6 +13,32 @@ import numpy as np
 from mirrordet.data.transforms import PAD_VALUE, clip_and_filter
 
 
+Tile = tuple[int, int, int, int, int, int]  # canvas region x1a, y1a, x2a, y2a and its source corner x1b, y1b
+
+
+def mosaic_layout(shapes: Sequence[tuple[int, int]], size: int, rng: np.random.Generator) -> list[Tile]:
+    """Where each of four images (h, w) lands on the 2s x 2s canvas around a random centre in [s/2, 3s/2]
+    (one draw of ``rng``): per image its canvas region and the corner of its part that is shown."""
+    s2 = 2 * size
+    xc, yc = (int(v) for v in rng.uniform(size / 2, 3 * size / 2, 2))
+    tiles = []
+    for k, (h, w) in enumerate(shapes):
+        if k == 0:  # top-left tile: its bottom-right corner sits at the centre
+            x1a, y1a, x2a, y2a = max(xc - w, 0), max(yc - h, 0), xc, yc
+            x1b, y1b = w - (x2a - x1a), h - (y2a - y1a)
+        elif k == 1:  # top-right
+            x1a, y1a, x2a, y2a = xc, max(yc - h, 0), min(xc + w, s2), yc
+            x1b, y1b = 0, h - (y2a - y1a)
+        elif k == 2:  # bottom-left
+            x1a, y1a, x2a, y2a = max(xc - w, 0), yc, xc, min(yc + h, s2)
+            x1b, y1b = w - (x2a - x1a), 0
+        else:  # bottom-right
+            x1a, y1a, x2a, y2a = xc, yc, min(xc + w, s2), min(yc + h, s2)
+            x1b, y1b = 0, 0
+        tiles.append((x1a, y1a, x2a, y2a, x1b, y1b))
+    return tiles
+
+
 def mosaic4(
     images: Sequence[np.ndarray],
     boxes: Sequence[np.ndarray],
@@ -37,22 +63,9 @@ def mosaic4(
         raise ValueError(f"mosaic4 needs 4 images, got {len(images)}")
     s2 = 2 * size
     canvas = np.full((s2, s2, images[0].shape[2]), PAD_VALUE, dtype=np.uint8)
-    xc, yc = (int(v) for v in rng.uniform(size / 2, 3 * size / 2, 2))
     out_b, out_c = [], []
-    for k, (img, b, c) in enumerate(zip(images, boxes, classes)):
-        h, w = img.shape[:2]
-        if k == 0:  # top-left tile: its bottom-right corner sits at the centre
-            x1a, y1a, x2a, y2a = max(xc - w, 0), max(yc - h, 0), xc, yc
-            x1b, y1b = w - (x2a - x1a), h - (y2a - y1a)
-        elif k == 1:  # top-right
-            x1a, y1a, x2a, y2a = xc, max(yc - h, 0), min(xc + w, s2), yc
-            x1b, y1b = 0, h - (y2a - y1a)
-        elif k == 2:  # bottom-left
-            x1a, y1a, x2a, y2a = max(xc - w, 0), yc, xc, min(yc + h, s2)
-            x1b, y1b = w - (x2a - x1a), 0
-        else:  # bottom-right
-            x1a, y1a, x2a, y2a = xc, yc, min(xc + w, s2), min(yc + h, s2)
-            x1b, y1b = 0, 0
+    tiles = mosaic_layout([im.shape[:2] for im in images], size, rng)
+    for img, b, c, (x1a, y1a, x2a, y2a, x1b, y1b) in zip(images, boxes, classes, tiles):
         tw, th = x2a - x1a, y2a - y1a
         canvas[y1a:y2a, x1a:x2a] = img[y1b : y1b + th, x1b : x1b + tw]
         dx, dy = x1a - x1b, y1a - y1b

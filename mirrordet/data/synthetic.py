@@ -1,5 +1,5 @@
 """Deterministic synthetic datasets: "shapes" (detection, YOLO layout), "shapes-voc" (the same images in Pascal
-VOC layout) and "shapes-cls" (ImageFolder).
+VOC layout), "shapes-seg" (the same images with YOLO-seg polygons) and "shapes-cls" (ImageFolder).
 
 ``shapes``: 4 classes (circle, square, triangle, star) with per-class colour tints (sometimes an
 arbitrary colour), 1-6 objects an image sized ~8%-50% of the side, textured noisy backgrounds,
@@ -39,6 +39,7 @@ from mirrordet.data.synthetic_draw import (
     shape_color_kind,
     shape_extent,
 )
+from mirrordet.data.segments import circle_polygon, mask_to_polygons, polygons_area
 from mirrordet.utils.errors import DatasetError
 from mirrordet.utils.log import LOGGER
 
@@ -65,9 +66,23 @@ def render_detection_image(
     Returns:
         (img BGR uint8 [imgsz, imgsz, 3], [(class, box [4] xyxy pixels), ...]).
     """
+    img, objects = render_shapes_image(rng, imgsz)
+    return img, [(cls, box) for cls, box, _ in objects]
+
+
+def render_shapes_image(
+    rng: np.random.Generator, imgsz: int
+) -> tuple[np.ndarray, list[tuple[int, np.ndarray, np.ndarray]]]:
+    """One "shapes" image and its objects with their outlines (the draws of :func:`render_detection_image`).
+
+    Returns:
+        (img BGR uint8 [imgsz, imgsz, 3], [(class, box [4] xyxy pixels, outline [k, 2] pixels (x, y)), ...]);
+        circles are outlined by a 64-gon (within 0.12% of the radius). Objects are drawn in list order, so a
+        later object covers an earlier one where they overlap.
+    """
     img = background(rng, imgsz)
     add_clutter(img, rng, n_lines=int(rng.integers(0, 4)), n_blobs=int(rng.integers(0, 3)))
-    objects: list[tuple[int, np.ndarray]] = []
+    objects: list[tuple[int, np.ndarray, np.ndarray]] = []
     n = int(rng.integers(1, 7))
     sizes = np.exp(rng.uniform(math.log(MIN_FRAC), math.log(MAX_FRAC), n)) * imgsz
     for size in sorted(sizes, reverse=True):  # big first: small ones are placed into the gaps
@@ -80,29 +95,60 @@ def render_detection_image(
             cx = rng.uniform(1 - ext[0], imgsz - 1 - ext[2])
             cy = rng.uniform(1 - ext[1], imgsz - 1 - ext[3])
             box = ext + [cx, cy, cx, cy]
-            if all(_overlap(box, b) < MAX_OVERLAP for _, b in objects):
+            if all(_overlap(box, b) < MAX_OVERLAP for _, b, _ in objects):
                 draw_shape(img, cls, (cx, cy), float(size), poly, shape_color(cls, rng))
-                objects.append((cls, box))
+                outline = circle_polygon(cx, cy, float(size) / 2) if poly is None else poly + [cx, cy]
+                objects.append((cls, box, outline))
                 break
     return add_noise(img, rng, sigma=float(rng.uniform(4, 12))), objects
 
 
-def _write_detection_split(root: Path, split: str, n: int, imgsz: int, seed: int) -> None:
+def _write_detection_split(root: Path, split: str, n: int, imgsz: int, seed: int, segments: bool = False) -> None:
     (root / "images" / split).mkdir(parents=True, exist_ok=True)
     (root / "labels" / split).mkdir(parents=True, exist_ok=True)
     for i in range(n):
         rng = np.random.default_rng([seed, _SPLIT_CODE[split], i])
-        img, objects = render_detection_image(rng, imgsz)
+        img, objects = render_shapes_image(rng, imgsz)
         name = f"{i:06d}"
         cv2.imwrite(str(root / "images" / split / f"{name}.png"), img, _PNG)
-        rows = []
-        for cls, (x1, y1, x2, y2) in objects:
-            x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, imgsz), min(y2, imgsz)
-            rows.append(
-                f"{cls} {(x1 + x2) / 2 / imgsz:.6f} {(y1 + y2) / 2 / imgsz:.6f} "
-                f"{(x2 - x1) / imgsz:.6f} {(y2 - y1) / imgsz:.6f}"
-            )
+        rows = _polygon_rows(objects, imgsz) if segments else _box_rows(objects, imgsz)
         (root / "labels" / split / f"{name}.txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def _box_rows(objects: list[tuple[int, np.ndarray, np.ndarray]], imgsz: int) -> list[str]:
+    """YOLO rows ``class cx cy w h`` of the objects' boxes."""
+    rows = []
+    for cls, (x1, y1, x2, y2), _ in objects:
+        x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, imgsz), min(y2, imgsz)
+        rows.append(
+            f"{cls} {(x1 + x2) / 2 / imgsz:.6f} {(y1 + y2) / 2 / imgsz:.6f} "
+            f"{(x2 - x1) / imgsz:.6f} {(y2 - y1) / imgsz:.6f}"
+        )
+    return rows
+
+
+def _polygon_rows(objects: list[tuple[int, np.ndarray, np.ndarray]], imgsz: int) -> list[str]:
+    """YOLO-seg rows ``class x1 y1 x2 y2 ...`` of what is visible of each object.
+
+    An object that no later one covers is written as its drawn outline (sub-pixel exact); a partly covered
+    one as the outline of its visible pixels (the largest part), rasterized in drawing order.
+    """
+    from pycocotools import mask as mask_utils
+
+    full = [mask_utils.decode(mask_utils.frPyObjects([o.reshape(-1).tolist()], imgsz, imgsz))[:, :, 0].astype(bool)
+            for _, _, o in objects]
+    rows = []
+    for k, (cls, _, outline) in enumerate(objects):
+        visible = full[k].copy()
+        for later in full[k + 1:]:
+            visible &= ~later
+        if not visible.any():
+            continue
+        if not visible.sum() == full[k].sum():
+            outline = max(mask_to_polygons(visible), key=lambda p: polygons_area([p]))
+        xy = (np.asarray(outline, np.float64) / imgsz).clip(0, 1).reshape(-1)
+        rows.append(f"{cls} " + " ".join(f"{v:.6f}" for v in xy))
+    return rows
 
 
 def _meta(kind: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +170,7 @@ def _is_current(root: Path, meta: dict[str, Any]) -> bool:
 def _made_here(root: Path) -> bool:
     """True if ``root`` holds this module's metadata file (so it is ours to regenerate)."""
     meta = _read_meta(root)
-    return isinstance(meta, dict) and meta.get("generator") in ("shapes", "shapes-cls", "shapes-voc")
+    return isinstance(meta, dict) and meta.get("generator") in ("shapes", "shapes-cls", "shapes-voc", "shapes-seg")
 
 
 def check_replaceable(root: str | Path) -> None:
@@ -272,6 +318,26 @@ def _ensure(kind: str, generate: Callable[..., Path], defaults: dict[str, int], 
 def ensure_shapes(root: str | Path, **kwargs: int) -> Path:
     """``generate_shapes(root, **kwargs)`` unless ``root`` already holds exactly that dataset."""
     return _ensure("shapes", generate_shapes, {"n_train": 400, "n_val": 100, "imgsz": 160, "seed": 0}, root, kwargs)
+
+
+def generate_shapes_seg(
+    root: str | Path, n_train: int = 400, n_val: int = 100, imgsz: int = 160, seed: int = 0
+) -> Path:
+    """The "shapes" images (the same draws) with YOLO-seg labels: one polygon per object, of what is visible
+    of it (see :func:`_polygon_rows`). Layout as :func:`generate_shapes`. Returns root (absolute)."""
+    args = {"n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed}
+
+    def fill(tmp: Path) -> None:
+        _write_detection_split(tmp, "train", n_train, imgsz, seed, segments=True)
+        _write_detection_split(tmp, "val", n_val, imgsz, seed, segments=True)
+
+    return _generate_atomically(Path(root), _meta("shapes-seg", args), fill)
+
+
+def ensure_shapes_seg(root: str | Path, **kwargs: int) -> Path:
+    """``generate_shapes_seg(root, **kwargs)`` unless ``root`` already holds exactly that dataset."""
+    return _ensure("shapes-seg", generate_shapes_seg, {"n_train": 400, "n_val": 100, "imgsz": 160, "seed": 0},
+                   root, kwargs)
 
 
 def render_classification_image(rng: np.random.Generator, cls: int, imgsz: int) -> np.ndarray:

@@ -3,7 +3,8 @@
 The exported graph is the fused (Conv+BN folded) eval-mode model: input ``images``
 [B, 3, H, W] float RGB in [0, 1]; output ``output0``: [B, 4 + nc, A] (xywh boxes in input
 pixels, sigmoid scores; NMS is not part of the graph) for detectors, [B, nc] softmax
-probabilities for classifiers. The exporter runs the exported file (torch.jit.load /
+probabilities for classifiers; segmentation models add their mask coefficients to ``output0``
+([B, 4 + nc + nm, A]) and give the prototypes as ``output1`` ([B, nm, H/4, W/4]). The exporter runs the exported file (torch.jit.load /
 onnxruntime) next to the PyTorch model on random inputs at the export shape and, with
 ``dynamic=True``, at a second batch size and image size, and raises :class:`ExportError`
 when an output differs by more than 1e-4 (absolute, or relative for values above 1, such as
@@ -88,6 +89,17 @@ def check_shapes(imgsz: int, stride: int, batch: int, dynamic: bool) -> list[tup
     return shapes
 
 
+def output_names(task: str) -> list[str]:
+    """The exported graph's outputs: ``output0`` (plus ``output1``, the prototypes, for the segment task)."""
+    return ["output0", "output1"] if task == "segment" else ["output0"]
+
+
+def as_arrays(out: Any) -> list[np.ndarray]:
+    """A model's output (one tensor or a tuple of them) as float numpy arrays, in order."""
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    return [o.float().cpu().numpy() if isinstance(o, torch.Tensor) else np.asarray(o, np.float32) for o in outs]
+
+
 def _metadata(net: nn.Module, imgsz: int, batch: int, dynamic: bool, source: str) -> dict[str, str]:
     return {"producer": f"mirrordet {__version__}", "task": str(net.task), "source": source,
             "names": json.dumps({int(k): str(v) for k, v in net.names.items()}),
@@ -116,9 +128,9 @@ def export_torchscript(net: nn.Module, sample: torch.Tensor, path: Path, meta: M
         raise ExportError(f"TorchScript export of {meta.get('source')} failed: {type(e).__name__}: {e}") from None
     loaded.eval()
 
-    def run(x: torch.Tensor) -> np.ndarray:
+    def run(x: torch.Tensor) -> list[np.ndarray]:
         with torch.inference_mode():
-            return loaded(x).float().cpu().numpy()
+            return as_arrays(loaded(x))
 
     return run
 
@@ -146,20 +158,23 @@ def export_onnx(net: nn.Module, sample: torch.Tensor, path: Path, meta: Mapping[
     """Write ``path`` (atomically) with torch's TorchScript-based ONNX exporter.
 
     Returns:
-        (onnxruntime runner ``x -> output`` of the written file, or None without onnxruntime; simplified).
+        (onnxruntime runner ``x -> [outputs]`` of the written file, or None without onnxruntime; simplified).
     """
     if importlib.util.find_spec("onnx") is None:
         raise ConfigError("format=onnx needs the onnx package: pip install 'mirrordet[export]' (onnx, onnxruntime)")
     import onnx
 
+    names = output_names(str(meta.get("task")))
     axes = {"images": {0: "batch", 2: "height", 3: "width"}, "output0": {0: "batch"}} if dynamic else None
-    if axes and net.task == "detect" and not hasattr(net, "max_det"):
+    if axes and net.task in ("detect", "segment") and not hasattr(net, "max_det"):
         axes["output0"][2] = "anchors"
+    if axes and len(names) > 1:
+        axes["output1"] = {0: "batch", 2: "proto_height", 3: "proto_width"}
     buf = io.BytesIO()
     try:
         with _quiet_tracing():
             torch.onnx.export(net, (sample,), buf, opset_version=int(opset), input_names=["images"],
-                              output_names=["output0"], dynamic_axes=axes, do_constant_folding=True, dynamo=False)
+                              output_names=names, dynamic_axes=axes, do_constant_folding=True, dynamo=False)
     except Exception as e:  # exporter failures come in many types; all mean the same to the user
         raise ExportError(f"ONNX export (opset {opset}) of {meta.get('source')} failed: "
                           f"{type(e).__name__}: {e}") from None
@@ -183,8 +198,8 @@ def export_onnx(net: nn.Module, sample: torch.Tensor, path: Path, meta: Mapping[
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
-    def run(x: torch.Tensor) -> np.ndarray:
-        return session.run(None, {"images": x.float().cpu().numpy()})[0]
+    def run(x: torch.Tensor) -> list[np.ndarray]:
+        return list(session.run(None, {"images": x.float().cpu().numpy()}))
 
     return run, simplified
 
@@ -209,16 +224,19 @@ def verify(net: nn.Module, run: Callable, shapes: list[tuple[int, int, int, int]
     for shape in shapes:
         x = torch.rand(*shape, generator=gen).to(device, dtype)
         with torch.inference_mode():
-            ref = net(x).float().cpu().numpy()
+            refs = as_arrays(net(x))
         try:
-            got = run(x)
+            gots = run(x)
         except Exception as e:  # onnxruntime / TorchScript interpreter errors
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ExportError(f"{path} fails at input {shape} although PyTorch runs it: {first}; export without "
                               "dynamic=True or at the size you will use") from None
+        if len(gots) != len(refs):
+            raise ExportError(f"{path} gives {len(gots)} outputs, PyTorch {len(refs)}")
         if canonical is not None:
-            ref, got = canonical(ref), canonical(got)
-        checks[shape] = compare_outputs(ref, got, f"{path} at input {shape}")
+            refs, gots = [canonical(r) for r in refs], [canonical(g) for g in gots]
+        checks[shape] = max(compare_outputs(r, g, f"{path} at input {shape}, output {k}")
+                            for k, (r, g) in enumerate(zip(refs, gots)))
     return checks
 
 
@@ -227,8 +245,9 @@ def _with_nms(net: nn.Module, graph: ModelGraph, cfg: Mapping[str, Any], source:
     from mirrordet.engine.export_nms import NMSModel
 
     if graph.task != "detect" or getattr(graph.head, "end2end", False):
-        raise ConfigError(f"{source}: nms=True applies to detectors decoded with NMS; "
-                          f"{'an end-to-end head needs none' if graph.task == 'detect' else 'a classifier has none'}")
+        why = {"detect": "an end-to-end head needs none", "segment": "a segmentation model's masks are not supported "
+               "with it yet"}.get(graph.task, "a classifier has none")
+        raise ConfigError(f"{source}: nms=True applies to detectors decoded with NMS; {why}")
     if cfg["dynamic"]:
         raise ConfigError("nms=True exports a fixed batch size (the per-image NMS loop is unrolled); use dynamic=False")
     conf = 0.25 if cfg["conf"] is None else cfg["conf"]
@@ -261,8 +280,8 @@ def export_model(net: ModelGraph, overrides: Mapping[str, Any] | None = None,
     source = str(source or net.source)
     cfg = mode_settings("export", dict(overrides or {}), train_args)
     fmt, graph = cfg["format"], net
-    if graph.task not in ("detect", "classify"):
-        raise ConfigError(f"{source}: export supports detect and classify models, not a "
+    if graph.task not in ("detect", "segment", "classify"):
+        raise ConfigError(f"{source}: export supports detect, segment and classify models, not a "
                           f"{type(graph.head).__name__} head")
     if not graph.head.traceable:
         raise ConfigError(f"{source}: export supports heads whose eval output a traced graph reproduces "

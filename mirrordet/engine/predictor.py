@@ -32,12 +32,14 @@ from mirrordet.engine.results import Result
 from mirrordet.engine.setup import check_imgsz
 from mirrordet.engine.sources import Frame, iter_frames, resolve_source
 from mirrordet.ops.boxes import scale_boxes
+from mirrordet.ops.detections import Detections
+from mirrordet.ops.masks import scale_masks
 from mirrordet.ops.nms import NMSSettings
 from mirrordet.utils.errors import ConfigError, DatasetError
 from mirrordet.utils.log import LOGGER
 
 PREDICT_CONF = 0.25  # score threshold of `predict` when `conf` is null
-TASKS = ("detect", "classify")
+TASKS = ("detect", "segment", "classify")
 
 
 def center_crop(img: np.ndarray, size: int) -> np.ndarray:
@@ -152,10 +154,11 @@ class Predictor:
                 for j, i in enumerate(idx):
                     results[i] = Result(images[i], paths[i], self.names, probs=probs[j], frame=frames[i])
                 continue
-            for det, i, rp in zip(self._detections(preds), idx, rps):
-                det = det.cpu()
+            for found, i, rp in zip(self._detections(preds), idx, rps):
+                det = found.rows().cpu()
                 scale_boxes(det[:, :4], tuple(shape), images[i].shape[:2], rp)
-                results[i] = Result(images[i], paths[i], self.names, boxes=det, frame=frames[i])
+                masks = None if found.masks is None else scale_masks(found.masks.cpu(), rp, images[i].shape[:2])
+                results[i] = Result(images[i], paths[i], self.names, boxes=det, frame=frames[i], masks=masks)
         t3 = time.perf_counter()
         speed = {"preprocess": (t1 - t0) * 1e3 / n, "inference": (t2 - t1) * 1e3 / n,
                  "postprocess": (t3 - t2) * 1e3 / n}
@@ -163,15 +166,15 @@ class Predictor:
             r.speed = dict(speed)
         return results  # type: ignore[return-value]
 
-    def _detections(self, preds: Any) -> list[torch.Tensor]:
-        """Eval output -> per image [n, 6] x1, y1, x2, y2 (network input pixels), score, class.
+    def _detections(self, preds: Any) -> list[Detections]:
+        """Eval output -> per image :class:`Detections` (network input pixels; masks for segmentation heads).
 
         The head decodes its own output (:meth:`~mirrordet.nn.head.DetectionHead.postprocess`), with
         ``classes`` filtered and ``agnostic_nms`` applied inside its NMS; one label per box.
         """
         nms = NMSSettings(self.conf, self.iou, self.max_det, None if self.classes is None else tuple(self.classes),
                           self.agnostic, multi_label=False)
-        return [d.rows() for d in self.runner.net.head.postprocess(preds, nms)]
+        return self.runner.net.head.postprocess(preds, nms)
 
     def _check_output(self, preds: Any) -> None:
         """A classifier's eval output must be [B, nc] probabilities."""

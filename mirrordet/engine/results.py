@@ -1,4 +1,5 @@
-"""Prediction results: :class:`Result` per image, with :class:`Boxes` (detect) or :class:`Probs` (classify).
+"""Prediction results: :class:`Result` per image, with :class:`Boxes` (detect; plus
+:class:`~mirrordet.engine.result_masks.Masks` for segment) or :class:`Probs` (classify).
 
 Box data is kept as a torch tensor on the CPU; every box is in pixels of the ORIGINAL image
 (``orig_shape`` = (h, w)), after undoing the letterbox.
@@ -13,6 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from mirrordet.engine.result_masks import Masks
 from mirrordet.ops.boxes import xyxy2xywh
 from mirrordet.utils.files import atomic_write_text
 
@@ -117,19 +119,21 @@ class Result:
         orig_shape: (H, W).
         path: image file, video file, or ``"arrayN"``. frame: video frame number or None.
         names: {class index: name}.
-        boxes: :class:`Boxes` (detection models) or None.
+        boxes: :class:`Boxes` (detection and segmentation models) or None.
+        masks: :class:`~mirrordet.engine.result_masks.Masks` (segmentation models: bool [n, H, W]) or None.
         probs: :class:`Probs` (classification models) or None.
         speed: milliseconds per stage for this image: preprocess, inference, postprocess.
     """
 
     def __init__(self, orig_img: np.ndarray, path: str, names: Mapping[int, str], boxes: torch.Tensor | None = None,
                  probs: torch.Tensor | None = None, frame: int | None = None,
-                 speed: Mapping[str, float] | None = None) -> None:
+                 speed: Mapping[str, float] | None = None, masks: torch.Tensor | None = None) -> None:
         self.orig_img = orig_img
         self.orig_shape = (int(orig_img.shape[0]), int(orig_img.shape[1]))
         self.path, self.frame, self.names = path, frame, dict(names)
         self.boxes = Boxes(boxes, self.orig_shape) if boxes is not None else None
         self.probs = Probs(probs) if probs is not None else None
+        self.masks = Masks(masks) if masks is not None else None
         self.speed = dict(speed or {})
 
     def __len__(self) -> int:
@@ -166,9 +170,14 @@ class Result:
         if self.boxes is None:
             return []
         rows = self.boxes.data.tolist()
-        return [{"name": self.names.get(int(c), str(int(c))), "class": int(c), "confidence": round(s, 5),
-                 "box": {"x1": round(x1, 2), "y1": round(y1, 2), "x2": round(x2, 2), "y2": round(y2, 2)}}
-                for x1, y1, x2, y2, s, c in rows]
+        out = [{"name": self.names.get(int(c), str(int(c))), "class": int(c), "confidence": round(s, 5),
+                "box": {"x1": round(x1, 2), "y1": round(y1, 2), "x2": round(x2, 2), "y2": round(y2, 2)}}
+               for x1, y1, x2, y2, s, c in rows]
+        if self.masks is not None:  # the outline of each mask, pixels
+            for rec, poly in zip(out, self.masks.xy):
+                rec["segments"] = {"x": [round(float(v), 2) for v in poly[:, 0]],
+                                   "y": [round(float(v), 2) for v in poly[:, 1]]}
+        return out
 
     def to_json(self, indent: int | None = None) -> str:
         """:meth:`summary` as a JSON string."""
@@ -184,15 +193,27 @@ class Result:
         if self.boxes is None:
             return self.orig_img.copy()
         d = self.boxes.data.numpy()
-        return draw_detections(self.orig_img, d[:, :4], d[:, 5], d[:, 4] if conf else None, self.names,
-                               line_width, labels)
+        img = self.orig_img
+        if self.masks is not None:
+            from mirrordet.plotting.annotate import draw_masks
+
+            img = draw_masks(img, self.masks.data.cpu().numpy(), d[:, 5])
+        return draw_detections(img, d[:, :4], d[:, 5], d[:, 4] if conf else None, self.names, line_width, labels)
 
     def txt_lines(self, save_conf: bool = False) -> list[str]:
-        """YOLO label lines ``cls xc yc w h [score]`` (normalized), or top-5 ``prob name`` lines."""
+        """YOLO label lines ``cls xc yc w h [score]`` (normalized), YOLO-seg lines ``cls x1 y1 x2 y2 ... [score]``
+        (the mask outlines, normalized; masks without pixels are left out) or top-5 ``prob name`` lines."""
         if self.probs is not None:
             return [f"{p:.5f} {self.names.get(k, k)}" for k, p in zip(self.probs.top5, self.probs.top5conf.tolist())]
         if self.boxes is None:
             return []
+        if self.masks is not None:
+            lines = []
+            for poly, s, c in zip(self.masks.xyn, self.boxes.conf.tolist(), self.boxes.cls.tolist()):
+                if len(poly) >= 3:
+                    line = f"{int(c)} " + " ".join(f"{v:.6f}" for v in poly.reshape(-1).clip(0, 1))
+                    lines.append(line + f" {s:.6f}" if save_conf else line)
+            return lines
         xywhn = self.boxes.xywhn.clamp(0, 1).tolist()
         out = []
         for (x, y, w, h), s, c in zip(xywhn, self.boxes.conf.tolist(), self.boxes.cls.tolist()):
@@ -218,4 +239,7 @@ class Result:
             out.append({"image_id": image_id, "file_name": self.path, "category_id": int(c),
                         "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
                         "score": round(s, 5)})
+        if self.masks is not None:  # each mask as COCO RLE, as in a COCO results file
+            for rec, rle in zip(out, self.masks.rle()):
+                rec["segmentation"] = rle
         return out

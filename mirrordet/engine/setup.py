@@ -19,6 +19,30 @@ MODE_DEFAULTS: dict[str, dict[str, Any]] = {
 PYTHON_DEFAULTS: dict[str, dict[str, Any]] = {  # from Python (not the CLI) only
     "predict": {"save_json": False},
 }
+TASK_DATA = {"segment": "shapes-seg.yaml", "classify": "shapes-cls.yaml"}  # embedded data of the other tasks
+
+
+def default_data(model: Any) -> str | None:
+    """The embedded dataset of a model YAML's task (``TASK_DATA``, by the registered class of its last row),
+    used when the command names no ``data``; None for detectors, checkpoints and unreadable files (whose
+    errors are reported when the model is built)."""
+    import mirrordet.nn.modules  # noqa: F401  (registers the modules)
+    from mirrordet.nn.head import Head
+    from mirrordet.nn.parser import load_model_yaml
+    from mirrordet.registry import MODULES
+    from mirrordet.utils.errors import MirrordetError
+
+    if not isinstance(model, str) or not model.endswith((".yaml", ".yml")):
+        return None
+    try:
+        d, _, _ = load_model_yaml(model)
+    except MirrordetError:
+        return None
+    rows = d.get("head") if isinstance(d.get("head"), list) else []
+    last = rows[-1] if rows else None
+    name = last[2] if isinstance(last, list) and len(last) >= 3 and isinstance(last[2], str) else None
+    module = MODULES.get(name) if name is not None and name in MODULES else None
+    return TASK_DATA.get(module.task) if isinstance(module, type) and issubclass(module, Head) else None
 
 
 def mode_settings(mode: str, overrides: Mapping[str, Any], train_args: Mapping[str, Any] | None = None,
@@ -43,7 +67,8 @@ def resolve_settings(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict
     ``defaults:`` may only hold keys of ``data.dataset_yaml.DATASET_HINT_KEYS`` (checked when it is read).
     """
     # the user's own settings are checked before any dataset is read or generated
-    data_name = get_cfg(overrides)["data"] or get_cfg()["data"]
+    data_name = get_cfg(overrides)["data"] if overrides.get("data") is not None else None
+    data_name = data_name or default_data(overrides.get("model")) or get_cfg()["data"]
     data = load_dataset_yaml(data_name)
     hints = {k: v for k, v in (data.get("defaults") or {}).items() if k not in overrides}
     try:

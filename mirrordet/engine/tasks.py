@@ -14,6 +14,7 @@ import torch
 from mirrordet.data.loader import build_dataloader
 from mirrordet.engine.validator import METRIC_KEYS, DetectionValidator
 from mirrordet.engine.validator_cls import CLS_METRIC_KEYS, ClassificationValidator
+from mirrordet.engine.validator_seg import MASK_METRIC_KEYS, SegmentationValidator
 from mirrordet.losses.base import Loss
 from mirrordet.nn.graph import ModelGraph
 from mirrordet.utils.errors import ConfigError, DatasetError
@@ -45,6 +46,7 @@ class DetectTask:
 
     name = "detect"
     metric_keys = METRIC_KEYS
+    segments = False  # the samples carry instance masks
 
     def build_split(self, data: Mapping[str, Any], split: str, cfg: Mapping[str, Any], imgsz: int, augment: bool,
                     batch: int, rank: int = -1, world_size: int = 1, stride: int = 32) -> tuple[Any, Any]:
@@ -52,7 +54,7 @@ class DetectTask:
 
         dataset = build_detection_dataset(data, split, imgsz, augment=augment, hyp=cfg,
                                           fraction=cfg["fraction"] if augment else 1.0, cache=cfg["cache"],
-                                          seed=cfg["seed"])
+                                          seed=cfg["seed"], segments=self.segments)
         if cfg["rect"] and not augment:  # rectangular batches: images of similar shape, padded to the batch's shape
             dataset.set_rect(batch, stride)
         return dataset, build_dataloader(dataset, batch, cfg["workers"], shuffle=augment, seed=cfg["seed"],
@@ -72,6 +74,22 @@ class DetectTask:
         cls = np.concatenate([np.asarray(r["cls"]).reshape(-1) for r in dataset.records] or [np.zeros(0)])
         boxes = np.concatenate([np.asarray(r["bboxes"]).reshape(-1, 4) for r in dataset.records] or [np.zeros((0, 4))])
         return cls, boxes
+
+
+class SegmentTask(DetectTask):
+    """Instance segmentation: the detect task's data with instance masks, the YOLO-seg loss, box + mask AP."""
+
+    name = "segment"
+    metric_keys = METRIC_KEYS + MASK_METRIC_KEYS
+    segments = True
+
+    def validator(self, dataset: Any, loader: Any, cfg: Mapping[str, Any], save_dir: Path | None,
+                  conf: float = 0.001) -> SegmentationValidator:
+        return SegmentationValidator(dataset, loader, conf=conf, iou=cfg["iou"], max_det=cfg["max_det"],
+                                     save_dir=save_dir)
+
+    def targets(self, batch: Mapping[str, Any], img: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
+        return {**super().targets(batch, img, device), "masks": batch["masks"].to(device)}
 
 
 class ClassifyTask:
@@ -100,16 +118,17 @@ class ClassifyTask:
         return None
 
 
-TASKS = {"detect": DetectTask, "classify": ClassifyTask}
+TASKS = {"detect": DetectTask, "segment": SegmentTask, "classify": ClassifyTask}
 
 
 def task_for(model: ModelGraph, data: Mapping[str, Any]) -> DetectTask | ClassifyTask:
-    """The task of ``model``'s head, checked against the dataset's task."""
+    """The task of ``model``'s head, checked against the dataset's task (a detector may also train on
+    segmentation data: its polygons give the boxes)."""
     if model.task not in TASKS:
         raise ConfigError(f"{model.source}: the last layer ({type(model.head).__name__}) is not a head of a "
                           f"trainable task ({', '.join(TASKS)})")
     data_task = data.get("task", "detect")
-    if data_task != model.task:
+    if data_task != model.task and (data_task, model.task) != ("segment", "detect"):
         raise DatasetError(f"{data.get('yaml_file')} is a {data_task} dataset but {Path(model.source).name} is a "
                            f"{model.task} model")
     return TASKS[model.task]()

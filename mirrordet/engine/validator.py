@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -26,6 +27,7 @@ from mirrordet.metrics.confusion import ConfusionMatrix
 from mirrordet.metrics.detection import DetectionStats, format_class_table
 from mirrordet.nn.graph import ModelGraph
 from mirrordet.ops.boxes import scale_boxes
+from mirrordet.ops.detections import Detections
 from mirrordet.ops.nms import NMSSettings
 from mirrordet.utils.files import atomic_write_text
 from mirrordet.utils.log import LOGGER
@@ -33,19 +35,28 @@ from mirrordet.utils.log import LOGGER
 METRIC_KEYS = ("metrics/precision", "metrics/recall", "metrics/mAP50", "metrics/mAP50-95")
 
 
+@dataclass
+class ExtraMetrics:
+    """What a task's validator adds to the box metrics.
+
+    Attributes:
+        metrics: extra ``metrics/...`` keys (in the returned metrics, results.csv and metrics.json).
+        fitness: added to the box fitness (model selection).
+        class_columns: extra per-class columns for the class table: {column: [nc] values}.
+        summary_text: an extra COCOeval summary for the log.
+        payload: extra top-level entries of metrics.json.
+    """
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    fitness: float = 0.0
+    class_columns: dict[str, np.ndarray] = field(default_factory=dict)
+    summary_text: str = ""
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
 def fitness(metrics: Mapping[str, float]) -> float:
     """Model selection score: 0.1 * mAP50 + 0.9 * mAP50-95."""
     return 0.1 * metrics["metrics/mAP50"] + 0.9 * metrics["metrics/mAP50-95"]
-
-
-def postprocess(model: ModelGraph, preds: Any, conf: float, iou: float, max_det: int) -> list[torch.Tensor]:
-    """Eval-mode model output -> per image [n, 6] (x1, y1, x2, y2 pixels, score, class).
-
-    The head decodes its own output (:meth:`~mirrordet.nn.head.DetectionHead.postprocess`);
-    validation keeps every class whose score passes ``conf`` (multi-label), as COCO evaluation expects.
-    """
-    nms = NMSSettings(conf, iou, max_det, multi_label=True)
-    return [d.rows() for d in model.head.postprocess(preds, nms)]
 
 
 def ground_truth_of(dataset: DetectionDataset) -> dict[str, Any]:
@@ -114,7 +125,10 @@ class DetectionValidator:
             t1 = time.perf_counter()
             preds = model(img)
             t2 = time.perf_counter()
-            out = postprocess(model, preds, self.conf, self.iou, self.max_det)
+            # the head decodes its own output; every class whose score passes conf is kept (multi-label), as
+            # COCO evaluation expects
+            found = model.head.postprocess(preds, NMSSettings(self.conf, self.iou, self.max_det, multi_label=True))
+            out = [d.rows() for d in found]
             t3 = time.perf_counter()
             times += (t1 - t0, t2 - t1, t3 - t2)
             first = (batch, out) if first is None and plots else first
@@ -127,8 +141,10 @@ class DetectionValidator:
                 if self.dataset.source_format == "voc":
                     per_image[i] = det.numpy()
                 confusion.update(det, gt_cls, gt_boxes)
-                dets += predictions_to_coco(self.dataset.image_id(i), det[:, :4].numpy(), det[:, 4].numpy(),
-                                            det[:, 5].numpy().astype(np.int64), self.dataset.category_ids)
+                entries = predictions_to_coco(self.dataset.image_id(i), det[:, :4].numpy(), det[:, 4].numpy(),
+                                              det[:, 5].numpy().astype(np.int64), self.dataset.category_ids)
+                self.add_image(found[si], batch, si, entries)
+                dets += entries
         model.train(was_training)
         if first is not None and self.save_dir is not None:
             from mirrordet.plotting.val_batch import plot_val_batch
@@ -145,23 +161,40 @@ class DetectionValidator:
             "metrics/mAP50": coco.map50 if coco.map50 >= 0 else 0.0,
             "metrics/mAP50-95": coco.map if coco.map >= 0 else 0.0,
         }
-        metrics["fitness"] = fitness(metrics)
+        extra = self.extra_metrics(dets)
+        metrics.update(extra.metrics)
+        metrics["fitness"] = fitness(metrics) + extra.fitness
         metrics["speed"] = speed
         voc = self._voc(per_image) if self.dataset.source_format == "voc" else None
         if voc is not None:
             metrics["voc"] = voc
-        table = format_class_table(self.names, rows if verbose else rows[:1])
+        table = format_class_table(self.names, rows if verbose else rows[:1], extra.class_columns)
         LOGGER.info(table)
         if voc is not None:
             LOGGER.info(f"VOC (IoU 0.5, difficult ignored): mAP {voc['map07']:.4f} (VOC07 11-point), "
                         f"{voc['map']:.4f} (VOC2010+ area)")
         if verbose:
             LOGGER.info(coco.summary_text)
+            if extra.summary_text:
+                LOGGER.info(extra.summary_text)
             LOGGER.info("Speed: %.1fms preprocess, %.1fms inference, %.1fms postprocess per image" %
                         tuple(speed.values()))
         if self.save_dir is not None:
-            self._save(metrics, rows, coco, det_metrics, confusion, dets, plots, save_json)
+            self._save(metrics, rows, coco, det_metrics, confusion, dets, plots, save_json, extra)
         return metrics
+
+    # ---- what a task adds (the segment task: masks) ---------------------------------------------
+    def add_image(self, found: Detections, batch: Mapping[str, Any], si: int, entries: list[dict[str, Any]]) -> None:
+        """Add to the COCO result ``entries`` of one image what this task predicts beyond boxes (nothing here).
+
+        Args:
+            found: the head's detections of image ``si`` of ``batch`` (network-input pixels).
+            entries: its COCO result entries, one per detection, in the same order (changed in place).
+        """
+
+    def extra_metrics(self, dets: list[dict[str, Any]]) -> ExtraMetrics:
+        """Metrics beyond the box metrics (none here)."""
+        return ExtraMetrics()
 
     def _voc(self, per_image: dict[int, np.ndarray]) -> dict[str, Any]:
         """The VOC metric of the split (metrics/voc_eval.py): mAP VOC07 11-point and area, per class."""
@@ -179,7 +212,8 @@ class DetectionValidator:
                                           "ap": None if np.isnan(r.ap[c]) else float(r.ap[c])} for c in range(len(self.names))}
         return {"map07": r.map07, "map": r.map, "per_class": per_class}
 
-    def _save(self, metrics, rows, coco, det_metrics, confusion, dets, plots: bool, save_json: bool) -> None:
+    def _save(self, metrics, rows, coco, det_metrics, confusion, dets, plots: bool, save_json: bool,
+              extra: ExtraMetrics) -> None:
         d = self.save_dir
         d.mkdir(parents=True, exist_ok=True)
         per_class = {
@@ -188,8 +222,8 @@ class DetectionValidator:
                                      "mAP50-95": None if np.isnan(r.map) else r.map}
             for r in rows if r.cls is not None
         }
-        payload = {k: metrics[k] for k in (*METRIC_KEYS, "fitness", "speed", "voc") if k in metrics}
-        payload.update(coco_stats=coco.stats.tolist(), per_class=per_class)
+        payload = {k: metrics[k] for k in (*METRIC_KEYS, *extra.metrics, "fitness", "speed", "voc") if k in metrics}
+        payload.update(coco_stats=coco.stats.tolist(), per_class=per_class, **extra.payload)
         atomic_write_text(d / "metrics.json", json.dumps(payload, indent=2))
         if save_json:
             atomic_write_text(d / "predictions.json", json.dumps(dets))

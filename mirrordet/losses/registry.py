@@ -24,6 +24,12 @@ def _yolo(head: nn.Module, cfg: Mapping[str, Any]) -> Any:
     return kind(head.nc, head.stride.tolist(), head.reg_max, box=cfg["box"], cls=cfg["cls"], dfl=cfg["dfl"])
 
 
+def _yolo_seg(head: nn.Module, cfg: Mapping[str, Any]) -> Any:
+    from mirrordet.losses.segment import SegmentationLoss
+
+    return SegmentationLoss(head.nc, head.stride.tolist(), head.reg_max, box=cfg["box"], cls=cfg["cls"], dfl=cfg["dfl"])
+
+
 def _retina(head: nn.Module, cfg: Mapping[str, Any]) -> Any:
     from mirrordet.losses.retina import RetinaLoss
 
@@ -51,7 +57,7 @@ def _cross_entropy(head: nn.Module, cfg: Mapping[str, Any]) -> Any:
 def build_registry() -> Registry:
     """A fresh registry of the built-in loss builders (no module-level mutable state)."""
     reg = Registry("loss")
-    for name, fn in (("yolo", _yolo), ("retina", _retina), ("fcos", _fcos), ("rcnn", _rcnn),
+    for name, fn in (("yolo", _yolo), ("yolo_seg", _yolo_seg), ("retina", _retina), ("fcos", _fcos), ("rcnn", _rcnn),
                      ("cross_entropy", _cross_entropy)):
         reg.add(name, fn)
     return reg

@@ -3,7 +3,7 @@ reg_max is 1: the head regresses the side distances directly)."""
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import torch
 from torch.nn import functional as F
@@ -55,6 +55,21 @@ def pack_targets(
         gt_bboxes[sorted_img, slot] = xywh2xyxy(bboxes[order].float() * scale)
     mask_gt = (torch.arange(m, device=device).view(1, m) < counts.view(-1, 1)).unsqueeze(-1)
     return gt_labels, gt_bboxes, mask_gt
+
+
+class Assignment(NamedTuple):
+    """Which ground truth each anchor was given (for losses that score more per positive anchor).
+
+    Attributes:
+        fg_mask: bool [B, A], the positive anchors.
+        gt_index: int64 [B, A], per anchor the slot of its ground truth in the image (= the box's row among that
+            image's boxes in the batch); meaningless where ``fg_mask`` is False.
+        boxes: [B, A, 4] xyxy input pixels of the assigned ground truth.
+    """
+
+    fg_mask: torch.Tensor
+    gt_index: torch.Tensor
+    boxes: torch.Tensor
 
 
 class DetectionLoss(Loss):
@@ -116,11 +131,12 @@ class DetectionLoss(Loss):
             )
         device_type = preds[0].device.type
         with torch.autocast(device_type=device_type, enabled=False):
-            return self._compute([p.float() for p in preds], batch)
+            return self._compute([p.float() for p in preds], batch)[0]
 
     def _compute(
         self, feats: list[torch.Tensor], batch: Mapping[str, torch.Tensor]
-    ) -> dict[str, torch.Tensor]:
+    ) -> tuple[dict[str, torch.Tensor], Assignment]:
+        """The weighted terms and the assignment they were computed with."""
         bsz = feats[0].shape[0]
         for i, f in enumerate(feats):
             if f.dim() != 4 or f.shape[1] != self.no:
@@ -140,7 +156,7 @@ class DetectionLoss(Loss):
 
         dist = dfl_decode(pred_dist, self.reg_max) if self.reg_max > 1 else pred_dist
         pred_bboxes = dist2bbox(dist, anchor_points, xywh=False)  # grid units
-        _, target_bboxes, target_scores, fg_mask, _ = self.assigner(
+        _, target_bboxes, target_scores, fg_mask, target_gt_idx = self.assigner(
             pred_logits.detach().sigmoid(),
             pred_bboxes.detach() * stride_tensor,
             anchor_points * stride_tensor,
@@ -168,4 +184,5 @@ class DetectionLoss(Loss):
 
         gain_box, gain_cls, gain_dfl = self.gains
         parts = (loss_box * gain_box, loss_cls * gain_cls, loss_dfl * gain_dfl)
-        return {name: part * bsz for name, part in zip(self.names, parts)}
+        terms = {name: part * bsz for name, part in zip(self.names, parts)}
+        return terms, Assignment(fg_mask, target_gt_idx, target_bboxes)

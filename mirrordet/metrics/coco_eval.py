@@ -1,4 +1,4 @@
-"""COCO-exact box evaluation through pycocotools.
+"""COCO-exact box and mask evaluation through pycocotools.
 
 The ground truth and detections are plain COCO-format Python objects, so the same numbers can
 be recomputed by anyone from the written ``predictions.json`` and the ground-truth JSON with an
@@ -186,12 +186,15 @@ def predictions_to_coco(
     return out
 
 
-def evaluate_coco(gt: Mapping[str, Any], dets: Sequence[Mapping[str, Any]]) -> CocoResult:
-    """Run pycocotools' bbox evaluation.
+def evaluate_coco(gt: Mapping[str, Any], dets: Sequence[Mapping[str, Any]], iou_type: str = "bbox") -> CocoResult:
+    """Run pycocotools' evaluation of boxes (``iou_type="bbox"``) or masks (``"segm"``).
 
     Args:
-        gt: COCO-format ground-truth dict (e.g. from :func:`coco_ground_truth`); not modified.
-        dets: COCO result entries (e.g. from :func:`predictions_to_coco`); not modified. May be empty.
+        gt: COCO-format ground-truth dict (e.g. from :func:`coco_ground_truth`); not modified. ``"segm"`` needs
+            a ``segmentation`` in every annotation.
+        dets: COCO result entries (e.g. from :func:`predictions_to_coco`); not modified. May be empty. ``"segm"``
+            needs RLE ``segmentation`` entries and no ``bbox`` (pycocotools would read the box instead).
+        iou_type: ``"bbox"`` or ``"segm"``.
 
     Returns:
         :class:`CocoResult` with the 12 summary numbers, the printed summary and per-category AP.
@@ -207,7 +210,7 @@ def evaluate_coco(gt: Mapping[str, Any], dets: Sequence[Mapping[str, Any]]) -> C
         coco_gt.dataset.setdefault("categories", [])
         coco_gt.createIndex()
         coco_dt = _load_results(coco_gt, dets)
-        evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        evaluator = COCOeval(coco_gt, coco_dt, iouType=iou_type)
         evaluator.evaluate()
         evaluator.accumulate()
     summary = io.StringIO()

@@ -275,28 +275,43 @@ class DetectionStats:
         )
 
 
-def format_class_table(names: Mapping[int, str] | Sequence[str], rows: Sequence[ClassRow]) -> str:
-    """Aligned text table ``Class Images Instances P R mAP50 mAP50-95``.
+def format_class_table(names: Mapping[int, str] | Sequence[str], rows: Sequence[ClassRow],
+                       extra: Mapping[str, np.ndarray] | None = None) -> str:
+    """Aligned text table ``Class Images Instances P R mAP50 mAP50-95`` (plus ``extra`` columns).
 
     Args:
         names: class index -> name.
         rows: :class:`ClassRow` items; the ``all`` row (``cls=None``) is printed first, then the
             class rows in the given order. nan values print as ``-``.
+        extra: more columns {header: [nc] per-class values}; the ``all`` row shows their mean over the
+            classes with a value (e.g. the mask APs of the segment task).
 
     Returns:
         the table, one line per row plus the header, no trailing newline.
     """
+    extra = dict(extra or {})
     ordered = [r for r in rows if r.cls is None] + [r for r in rows if r.cls is not None]
     labels = ["all" if r.cls is None else str(names[r.cls]) for r in ordered]
     width = max([len("Class"), *map(len, labels)]) + 2
     width = max(width, 22)
-    columns = ("Images", "Instances", "P", "R", "mAP50", "mAP50-95")
-    header = f"{'Class':>{width}}" + "".join(f"{h:>11}" for h in columns)
+    columns = ("Images", "Instances", "P", "R", "mAP50", "mAP50-95", *extra)
+    cw = max([11, *(len(h) + 2 for h in extra)])
+    header = f"{'Class':>{width}}" + "".join(f"{h:>{11 if k < 6 else cw}}" for k, h in enumerate(columns))
     lines = [header]
     for label, row in zip(labels, ordered):
         nums = "".join(f"{_fmt(v):>11}" for v in (row.p, row.r, row.map50, row.map))
-        lines.append(f"{label:>{width}}{row.images:>11d}{row.instances:>11d}{nums}")
+        more = "".join(f"{_fmt(_column_value(v, row.cls)):>{cw}}" for v in extra.values())
+        lines.append(f"{label:>{width}}{row.images:>11d}{row.instances:>11d}{nums}{more}")
     return "\n".join(lines)
+
+
+def _column_value(values: np.ndarray, cls: int | None) -> float:
+    """A per-class column's entry for class ``cls``, or its mean over classes with a value (the ``all`` row)."""
+    v = np.asarray(values, np.float64)
+    if cls is not None:
+        return float(v[cls])
+    finite = v[np.isfinite(v)]
+    return float(finite.mean()) if finite.size else float("nan")
 
 
 def _fmt(v: float) -> str:

@@ -3,7 +3,7 @@ rely on about a model's last layer, so that none of them probes a head with ``ha
 
 Every head subclasses :class:`Head` and declares:
 
-- ``task``: ``"detect"`` or ``"classify"`` (the trainer's task, the validator, the run folder).
+- ``task``: ``"detect"``, ``"segment"`` or ``"classify"`` (the trainer's task, the validator, the run folder).
 - ``loss``: the key of its loss family in :mod:`mirrordet.losses.registry`.
 - ``train_outputs``: names of the entries of its training-mode output list, in order; a name
   starting with ``*`` stands for all remaining entries (e.g. one map per feature level).
@@ -19,8 +19,9 @@ the head reads; heads with stride-dependent state (anchors, bias priors) set it 
 
 Detection heads (:class:`DetectionHead`) turn their own eval output into one result type,
 :class:`Detections` per image, in :meth:`DetectionHead.postprocess`: the validator and the
-predictor never decode a head's output themselves. Classification heads return softmax
-probabilities [B, nc] in eval mode.
+predictor never decode a head's output themselves. Segmentation heads are detection heads of task
+``"segment"`` whose Detections carry ``masks`` (bool [n, H, W] at the network input). Classification
+heads return softmax probabilities [B, nc] in eval mode.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from torch import nn
 from mirrordet.ops.detections import Detections
 from mirrordet.ops.nms import NMSSettings
 
-TASKS = ("detect", "classify")
+TASKS = ("detect", "segment", "classify")
 
 
 class Head(nn.Module):
@@ -60,7 +61,7 @@ class Head(nn.Module):
 
 
 class DetectionHead(Head):
-    """A head of the detect task: owns the decoding of its eval output."""
+    """A head of the detect (or segment) task: owns the decoding of its eval output."""
 
     task = "detect"
 

@@ -45,26 +45,59 @@ class NMSSettings:
             raise ValueError(f"conf={self.conf} and iou={self.iou} must be within [0, 1]")
 
 
+def suppress(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, nms: NMSSettings,
+             topk: int = MAX_NMS) -> torch.Tensor:
+    """Indices [k] into the candidates that survive: ``nms.classes`` only, the ``topk`` best scored, then
+    class-wise (or ``nms.agnostic``) NMS at ``nms.iou``, at most ``nms.max_det``, best first.
+
+    Args:
+        boxes: [n, 4] xyxy pixels. scores: [n] (already above ``nms.conf``). labels: [n] int64.
+    """
+    idx = torch.arange(scores.numel(), device=scores.device)
+    if nms.classes is not None:
+        idx = idx[torch.isin(labels, torch.as_tensor(list(nms.classes), device=labels.device))]
+    if idx.numel() > topk:
+        idx = idx[scores[idx].topk(topk).indices]
+    if nms.agnostic:
+        keep = torchvision.ops.nms(boxes[idx], scores[idx], nms.iou)
+    else:
+        keep = torchvision.ops.batched_nms(boxes[idx], scores[idx], labels[idx], nms.iou)
+    return idx[keep[: nms.max_det]]
+
+
 def select_and_suppress(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, nms: NMSSettings,
                         topk: int = MAX_NMS) -> Detections:
-    """Candidates of one image -> its detections.
+    """Candidates of one image -> its detections (:func:`suppress`).
 
     Args:
         boxes: [n, 4] xyxy pixels. scores: [n] (already above ``nms.conf``). labels: [n] int64.
         nms: the settings. topk: the best-scored candidates handed to NMS at most.
     """
-    if nms.classes is not None:
-        keep = torch.isin(labels, torch.as_tensor(list(nms.classes), device=labels.device))
-        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-    if scores.numel() > topk:
-        top = scores.topk(topk).indices
-        boxes, scores, labels = boxes[top], scores[top], labels[top]
-    if nms.agnostic:
-        keep = torchvision.ops.nms(boxes, scores, nms.iou)
-    else:
-        keep = torchvision.ops.batched_nms(boxes, scores, labels, nms.iou)
-    keep = keep[: nms.max_det]
+    keep = suppress(boxes, scores, labels, nms, topk)
     return Detections(boxes[keep], scores[keep], labels[keep])
+
+
+def dense_nms_indexed(prediction: torch.Tensor, nms: NMSSettings, topk: int = MAX_NMS,
+                      multi_label: bool | None = None) -> list[tuple[Detections, torch.Tensor]]:
+    """:func:`dense_nms`, with per image the anchor index [n] (into A) of each detection, for heads that
+    carry more per anchor (a segmentation head's mask coefficients)."""
+    multi = nms.multi_label if multi_label is None else multi_label
+    nc = prediction.shape[1] - 4
+    out: list[tuple[Detections, torch.Tensor]] = []
+    for x in prediction.transpose(1, 2):  # [A, 4 + nc]
+        boxes = xywh2xyxy(x[:, :4])
+        scores_all = x[:, 4:]
+        if multi and nc > 1:
+            anchor, labels = (scores_all > nms.conf).nonzero(as_tuple=True)
+            scores = scores_all[anchor, labels]
+        else:
+            scores, labels = scores_all.max(1)
+            anchor = (scores > nms.conf).nonzero(as_tuple=True)[0]
+            scores, labels = scores[anchor], labels[anchor]
+        keep = suppress(boxes[anchor], scores, labels, nms, topk)
+        anchor = anchor[keep]
+        out.append((Detections(boxes[anchor], scores[keep], labels[keep]), anchor))
+    return out
 
 
 def dense_nms(prediction: torch.Tensor, nms: NMSSettings, topk: int = MAX_NMS,
@@ -76,21 +109,7 @@ def dense_nms(prediction: torch.Tensor, nms: NMSSettings, topk: int = MAX_NMS,
         nms: the settings. topk: candidates (box, class pairs) handed to NMS at most.
         multi_label: overrides ``nms.multi_label`` (heads whose decoding is always multi-label).
     """
-    multi = nms.multi_label if multi_label is None else multi_label
-    nc = prediction.shape[1] - 4
-    out: list[Detections] = []
-    for x in prediction.transpose(1, 2):  # [A, 4 + nc]
-        boxes = xywh2xyxy(x[:, :4])
-        scores_all = x[:, 4:]
-        if multi and nc > 1:
-            i, j = (scores_all > nms.conf).nonzero(as_tuple=True)
-            boxes, scores, labels = boxes[i], scores_all[i, j], j
-        else:
-            scores, labels = scores_all.max(1)
-            keep = scores > nms.conf
-            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-        out.append(select_and_suppress(boxes, scores, labels, nms, topk))
-    return out
+    return [d for d, _ in dense_nms_indexed(prediction, nms, topk, multi_label)]
 
 
 def dense_topk(prediction: torch.Tensor, nms: NMSSettings) -> list[Detections]:

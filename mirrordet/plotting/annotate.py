@@ -92,6 +92,21 @@ def draw_detections(
     return out
 
 
+def draw_masks(img: np.ndarray, masks: np.ndarray, cls: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """Blend instance masks into the image in their class colours.
+
+    Args:
+        img: BGR uint8 [H, W, 3]. masks: bool [n, H, W]. cls: [n] class indices. alpha: mask opacity.
+
+    Returns:
+        A new BGR image.
+    """
+    out = np.ascontiguousarray(img).astype(np.float32)
+    for m, c in zip(np.asarray(masks, bool), np.asarray(cls).reshape(-1).astype(np.int64)):
+        out[m] = out[m] * (1 - alpha) + np.array(class_color(int(c)), np.float32) * alpha
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
 def draw_classification(img: np.ndarray, top: Sequence[tuple[int, float]], names: Mapping[int, str],
                         line_width: int | None = None) -> np.ndarray:
     """Write the top-k ``"name 0.87"`` lines in the top-left corner.

@@ -123,9 +123,9 @@ def test_cache_reused_and_invalidated(tmp_path: Path, monkeypatch: pytest.Monkey
     calls: list[Path] = []
     real = labels_mod.parse_label_file
 
-    def counting(path, nc):
+    def counting(path, nc, segments=False):
         calls.append(Path(path))
-        return real(path, nc)
+        return real(path, nc, segments)
 
     monkeypatch.setattr(labels_mod, "parse_label_file", counting)
     r1, rep1 = load_yolo_records(imgs, nc=2)

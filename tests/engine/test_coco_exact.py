@@ -16,10 +16,10 @@ import yaml
 from mirrordet.data.dataset import build_detection_dataset
 from mirrordet.data.dataset_yaml import load_dataset_yaml
 from mirrordet.data.loader import build_dataloader
-from mirrordet.engine import validator as validator_mod
 from mirrordet.engine.validator import DetectionValidator, ground_truth_of
 from mirrordet.metrics.coco_eval import coco_ground_truth, evaluate_coco
 from mirrordet.nn.graph import ModelGraph
+from mirrordet.ops.detections import Detections
 
 SIZE = 128  # square images validated at imgsz=SIZE: network-input pixels are original pixels
 
@@ -82,11 +82,11 @@ def test_validator_equals_pycocotools_on_the_original_file(tmp_path, monkeypatch
     rows = _detections(d, np.random.default_rng(1))
     served = iter(order)
 
-    def fake_postprocess(model, preds, conf, iou, max_det):  # detections in network-input (= original) pixels
-        return [torch.from_numpy(rows[next(served)]) for _ in range(preds.shape[0])]
+    def fake_postprocess(preds, nms):  # detections in network-input (= original) pixels
+        return [Detections.from_rows(torch.from_numpy(rows[next(served)])) for _ in range(preds.shape[0])]
 
-    monkeypatch.setattr(validator_mod, "postprocess", fake_postprocess)
     net = ModelGraph((Path(__file__).parent / "assets" / "yolo-tiny.yaml").read_text().replace("nc: 4", "nc: 2"))
+    monkeypatch.setattr(net.head, "postprocess", fake_postprocess)
     loader = build_dataloader(ds, 2, 0, shuffle=False, seed=0)
     validator = DetectionValidator(ds, loader, save_dir=tmp_path / "val")
     metrics = validator(net, torch.device("cpu"), verbose=False, plots=False)

@@ -56,7 +56,7 @@ def check_close(ref: np.ndarray, got: np.ndarray, task: str) -> float:
     """Scores / probabilities: max abs diff < 1e-4. Boxes (pixels): < 1e-4 absolute, or relative above 1."""
     assert got.shape == ref.shape
     diff = np.abs(got - ref)
-    if task == "detect":
+    if task in ("detect", "segment"):
         assert diff[:, 4:].max() < 1e-4
         assert (diff[:, :4] <= 1e-4 * np.maximum(1, np.abs(ref[:, :4]))).all(), diff[:, :4].max()
     else:
@@ -64,7 +64,8 @@ def check_close(ref: np.ndarray, got: np.ndarray, task: str) -> float:
     return float(diff.max())
 
 
-CASES = [("yolov8n.yaml", "detect"), ("yolov8n-mirror.yaml", "detect"), ("yolov8n-cls.yaml", "classify")]
+CASES = [("yolov8n.yaml", "detect"), ("yolov8n-mirror.yaml", "detect"), ("yolov8n-cls.yaml", "classify"),
+         ("yolov8n-seg.yaml", "segment")]
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
@@ -81,7 +82,7 @@ def test_round_trip_two_sizes(tmp_path, cfg, task, fmt):
         assert json.loads(meta["names"]) == {str(k): v for k, v in model.names.items()} and meta["task"] == task
 
         def run(x):
-            return sess.run(None, {"images": x.numpy()})[0]
+            return sess.run(None, {"images": x.numpy()})
     else:
         files = {"metadata.json": ""}
         ts = torch.jit.load(str(report.path), _extra_files=files)
@@ -89,17 +90,22 @@ def test_round_trip_two_sizes(tmp_path, cfg, task, fmt):
 
         def run(x):
             with torch.no_grad():
-                return ts(x).numpy()
+                return exporter.as_arrays(ts(x))
     g = torch.Generator().manual_seed(3)
     for x in (torch.rand(1, 3, 64, 64, generator=g), real_batch(1, 64, 64), torch.rand(2, 3, 96, 128, generator=g),
               real_batch(2, 96, 128)):
         with torch.no_grad():
-            ref = ref_net(x).numpy()
-        check_close(ref, run(x), task)
-    if task == "detect":  # outputs really depend on the input (a broken graph could not pass by luck)
+            refs = exporter.as_arrays(ref_net(x))
+        gots = run(x)
+        assert len(gots) == len(refs) == (2 if task == "segment" else 1)  # segment: detections + prototypes
+        check_close(refs[0], gots[0], task)
+        if task == "segment":
+            assert refs[1].shape == (x.shape[0], 32, x.shape[2] // 4, x.shape[3] // 4)
+            check_close(refs[1], gots[1], "prototypes")
+    if task in ("detect", "segment"):  # outputs really depend on the input (a broken graph could not pass by luck)
         with torch.no_grad():
-            a, b = ref_net(real_batch(1, 64, 64)), ref_net(torch.rand(1, 3, 64, 64, generator=g))
-        assert (a - b)[:, :4].abs().max() > 1e-2
+            a, b = (exporter.as_arrays(ref_net(x))[0] for x in (real_batch(1, 64, 64), torch.rand(1, 3, 64, 64, generator=g)))
+        assert np.abs(a - b)[:, :4].max() > 1e-2
 
 
 def test_export_checkpoint_next_to_it_static(tmp_path, capsys):
@@ -139,7 +145,7 @@ def test_mismatch_is_an_error(tmp_path, monkeypatch):
 
     def broken(*args, **kwargs):  # an exported file that computes something else
         run = real(*args, **kwargs)
-        return lambda x: run(x) + 1e-2
+        return lambda x: [o + 1e-2 for o in run(x)]
 
     monkeypatch.setattr(exporter, "export_torchscript", broken)
     with pytest.raises(ExportError, match="not usable"):

@@ -23,9 +23,14 @@ def _model(name: str) -> ModelGraph:
 
 
 def _batch(b: int) -> dict[str, torch.Tensor]:
-    return {"img": torch.zeros(b, 3, 64, 64), "cls": torch.tensor([[1.0], [2.0], [0.0]]),
-            "batch_idx": torch.tensor([0.0, 1.0, 1.0]),
-            "bboxes": torch.tensor([[0.5, 0.5, 0.5, 0.5], [0.3, 0.3, 0.2, 0.3], [0.7, 0.6, 0.3, 0.4]])}
+    """Three boxes on two images, with the instance-index maps of the segment task (each box filled)."""
+    boxes = torch.tensor([[0.5, 0.5, 0.5, 0.5], [0.3, 0.3, 0.2, 0.3], [0.7, 0.6, 0.3, 0.4]])
+    batch_idx = torch.tensor([0.0, 1.0, 1.0])
+    masks = torch.zeros(b, 64, 64, dtype=torch.int16)
+    for k, ((cx, cy, w, h), i) in enumerate(zip((boxes * 64).tolist(), batch_idx.long().tolist())):
+        masks[i, round(cy - h / 2):round(cy + h / 2), round(cx - w / 2):round(cx + w / 2)] = int((batch_idx[:k] == i).sum()) + 1
+    return {"img": torch.zeros(b, 3, 64, 64), "cls": torch.tensor([[1.0], [2.0], [0.0]]), "batch_idx": batch_idx,
+            "bboxes": boxes, "masks": masks}
 
 
 def test_every_head_has_a_registered_loss():

@@ -38,7 +38,7 @@ def test_declared_attributes(name):
     assert sum(n.startswith("*") for n in cls.train_outputs) <= 1 and all(
         not n.startswith("*") for n in cls.train_outputs[:-1])  # only the last name may take the rest
     assert isinstance(cls.traceable, bool)
-    assert (cls.task == "detect") == issubclass(cls, DetectionHead)
+    assert (cls.task in ("detect", "segment")) == issubclass(cls, DetectionHead)
 
 
 @pytest.mark.parametrize("name", HEADS)
@@ -83,6 +83,14 @@ def test_every_detection_head_returns_detections(name):
             if nms.classes is not None:
                 assert (d.labels == 1).all()
             assert torch.equal(Detections.from_rows(d.rows()).labels, d.labels)
+            if model.task == "segment":  # binary masks at the network input, nothing outside the box
+                assert d.masks.dtype == torch.bool and d.masks.shape == (n, 64, 64)
+                for m, (x1, y1, x2, y2) in zip(d.masks, d.boxes.tolist()):
+                    ys, xs = m.nonzero(as_tuple=True)
+                    assert ys.numel() == 0 or (xs.min() >= int(x1) and xs.max() < x2 and ys.min() >= int(y1)
+                                               and ys.max() < y2)
+            else:
+                assert d.masks is None
 
 
 def test_detections_select_keeps_optional_fields():

@@ -27,10 +27,12 @@ def test_model_yaml_forward_backward(name, objective, box_targets):
     model.eval()
     with torch.no_grad():
         y = model(x)
-    if model.task == "detect":  # every detection head decodes its own output
+    if model.task in ("detect", "segment"):  # every detection head decodes its own output
         dets = model.head.postprocess(y, NMSSettings(conf=0.0, iou=0.5, max_det=50, multi_label=True))
         assert len(dets) == 2 and all(d.boxes.shape == (len(d), 4) and len(d) <= 50 for d in dets)
         assert all(int(d.labels.max()) < 3 for d in dets if len(d))
+        assert all((d.masks is not None) == (model.task == "segment") for d in dets)
+        assert all(d.masks.shape == (len(d), 64, 64) for d in dets if d.masks is not None)
     elif model.task == "classify":
         assert y.shape == (2, 3)
         torch.testing.assert_close(y.sum(1), torch.ones(2))

@@ -1,5 +1,5 @@
 """Every bundled YOLO-family model file, at every scale, has the parameter count of the published
-model (Ultralytics' builds of the same files, nc 80 / 1000 for classifiers), pinned here so that no
+model (Ultralytics' builds of the same files, nc 80 / 1000 for classifiers; the -seg files with their Segment head), pinned here so that no
 Ultralytics install is needed; the mirror variants have their baseline's count. Built on the meta
 device: counting only, no memory or initialization cost."""
 
@@ -36,6 +36,10 @@ ZOO = [
     ("yolov8.yaml", "l", 43_691_520), ("yolov8.yaml", "x", 68_229_648), ("yolov9c.yaml", None, 25_590_912),
     ("yolov9e.yaml", None, 58_206_592), ("yolov9m.yaml", None, 20_216_160), ("yolov9s.yaml", None, 7_318_368),
     ("yolov9t.yaml", None, 2_128_720),
+    ("yolov8-seg.yaml", "n", 3_409_968), ("yolov8-seg.yaml", "s", 11_821_056), ("yolov8-seg.yaml", "m", 27_285_968),
+    ("yolov8-seg.yaml", "l", 45_997_728), ("yolov8-seg.yaml", "x", 71_827_888),
+    ("yolo11-seg.yaml", "n", 2_876_848), ("yolo11-seg.yaml", "s", 10_113_248), ("yolo11-seg.yaml", "m", 22_420_896),
+    ("yolo11-seg.yaml", "l", 27_678_368), ("yolo11-seg.yaml", "x", 62_142_656),
 ]
 MIRRORS = {"yolov8-mirror.yaml": "yolov8.yaml", "yolo11-mirror.yaml": "yolo11.yaml"}
 

@@ -9,6 +9,7 @@ from mirrordet.nn.modules.cspmirror import CSPMirror
 from mirrordet.nn.modules.cspmirror_seed import CSPMirrorSeed
 from mirrordet.nn.modules.head_classify import Classify
 from mirrordet.nn.modules.head_detect import Detect
+from mirrordet.nn.modules.head_segment import Proto, Segment
 from mirrordet.nn.modules.layers import Concat, Upsample
 from mirrordet.nn.modules.index import Index
 from mirrordet.nn.modules.torchvision_backbone import TorchVision
@@ -40,5 +41,5 @@ __all__ = [
     "FPN", "PAN", "CSPAttn", "RetinaHead", "FCOSHead", "DoubleHeadRCNN", "RCNNHead", "C3", "C3k2", "C2PSA", "C3k2Mirror",
     "ELAN1", "SPPELAN", "RepNCSPELAN4", "AConv", "ADown", "CBFuse", "CBLinear", "SCDown", "C2fCIB", "A2C2f", "PSA",
     "ConvTranspose2d", "Identity", "MaxPool2d", "ZeroPad2d", "C3Ghost", "GhostBottleneck", "GhostConv", "C2", "SPP",
-    "ResNetLayer",
+    "ResNetLayer", "Proto", "Segment",
 ]

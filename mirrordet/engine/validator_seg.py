@@ -1,0 +1,82 @@
+"""Segmentation validator: the detection validator plus COCO ``segm`` AP of the predicted masks.
+
+Boxes are scored exactly as in the detect task. Each detection's mask (bool, network input) is cut out of
+the letterbox, resized to the original image, RLE-encoded with pycocotools and stored in its
+predictions.json entry beside the box, as COCO results files do. The masks are scored by pycocotools'
+COCOeval with ``iouType="segm"`` against ground truth with outlines: a COCO JSON split's own records
+(polygons or RLE), or for YOLO-seg data ground truth built from the label polygons (area = mask area, as in
+COCO). ground_truth.json holds that ground truth, so both APs can be recomputed from the written files.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from mirrordet.data.coco import read_coco_json
+from mirrordet.data.dataset_seg import SegmentationDataset
+from mirrordet.engine.validator import DetectionValidator, ExtraMetrics
+from mirrordet.metrics.coco_eval import coco_ground_truth, evaluate_coco, ground_truth_from_coco
+from mirrordet.ops.detections import Detections
+from mirrordet.ops.masks import scale_masks
+
+MASK_METRIC_KEYS = ("metrics/mAP50(M)", "metrics/mAP50-95(M)")
+
+
+def segment_ground_truth(dataset: SegmentationDataset) -> dict[str, Any]:
+    """The COCO ground truth with outlines the split is scored against (boxes and masks alike).
+
+    A COCO JSON split: the file's own records. YOLO-seg data: per label row its box and its polygon in
+    original pixels, ``area`` the polygon's rasterized area (pycocotools), so area ranges are COCO's.
+    """
+    from pycocotools import mask as mask_utils
+
+    ids = [dataset.image_id(i) for i in range(len(dataset))]
+    if dataset.annotations_file is not None:
+        return ground_truth_from_coco(read_coco_json(dataset.annotations_file), ids)
+    gt = coco_ground_truth([(ids[i], *dataset.records[i]["shape"]) for i in range(len(dataset))],
+                           [dataset.ground_truth(i) for i in range(len(dataset))], dataset.category_ids,
+                           dataset.names)
+    polygons = [(r["shape"], inst) for r in dataset.records for inst in r["segments"]]
+    for ann, ((h, w), parts) in zip(gt["annotations"], polygons):  # coco_ground_truth keeps the record order
+        ann["segmentation"] = [(np.asarray(p, np.float64).reshape(-1, 2) * (w, h)).reshape(-1).tolist() for p in parts]
+        ann["area"] = float(mask_utils.area(mask_utils.merge(mask_utils.frPyObjects(ann["segmentation"], h, w))))
+    return gt
+
+
+class SegmentationValidator(DetectionValidator):
+    """Validates segmentation models: box metrics (as the detect task) plus mask AP.
+
+    Args: as :class:`~mirrordet.engine.validator.DetectionValidator` (``dataset`` a SegmentationDataset).
+    """
+
+    def __init__(self, dataset: SegmentationDataset, *args: Any, **kwargs: Any) -> None:
+        super().__init__(dataset, *args, **kwargs)
+        self.gt = segment_ground_truth(dataset)
+
+    def add_image(self, found: Detections, batch: Mapping[str, Any], si: int, entries: list[dict[str, Any]]) -> None:
+        """Store each detection's mask, at the original image size, as COCO RLE in its result entry."""
+        from pycocotools import mask as mask_utils
+
+        if not entries:
+            return
+        masks = scale_masks(found.masks.cpu(), batch["ratio_pad"][si], batch["ori_shape"][si])
+        rles = mask_utils.encode(np.asfortranarray(masks.permute(1, 2, 0).numpy().astype(np.uint8)))
+        for entry, rle in zip(entries, rles):
+            entry["segmentation"] = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+    def extra_metrics(self, dets: list[dict[str, Any]]) -> ExtraMetrics:
+        """COCO ``segm`` AP of the masks: mAP50(M), mAP50-95(M), per-class mask APs and the 12-line summary."""
+        segm = evaluate_coco(self.gt, [{k: v for k, v in d.items() if k != "bbox"} for d in dets], iou_type="segm")
+        map50, map_ = max(segm.map50, 0.0), max(segm.map, 0.0)
+        per_class = {str(self.names[c]): {"mAP50": None if np.isnan(a50) else float(a50),
+                                          "mAP50-95": None if np.isnan(a) else float(a)}
+                     for c, (a50, a) in enumerate(zip(segm.ap50, segm.ap))}
+        return ExtraMetrics(
+            metrics=dict(zip(MASK_METRIC_KEYS, (map50, map_))),
+            fitness=0.1 * map50 + 0.9 * map_,
+            class_columns={"Mask mAP50": segm.ap50, "Mask mAP50-95": segm.ap},
+            summary_text="Masks (COCO segm):\n" + segm.summary_text,
+            payload={"coco_stats_segm": segm.stats.tolist(), "per_class_segm": per_class},
+        )
