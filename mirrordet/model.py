@@ -77,10 +77,11 @@ class Model:
         return trainer.train()
 
     def val(self, **overrides: Any) -> dict:
-        """Validate on ``data``'s ``split``; returns the metrics."""
+        """Validate on ``data``'s ``split`` (by default the dataset a checkpoint was trained on); returns the
+        metrics."""
         from mirrordet.engine.modes import validate_model
 
-        return validate_model(self.model, overrides)
+        return validate_model(self.model, overrides, self.train_args)
 
     def predict(self, source: Any = None, stream: bool = False, **overrides: Any) -> list:
         """Predict on images, folders, globs, ``.txt`` lists, videos or numpy arrays (BGR [H, W, 3]).

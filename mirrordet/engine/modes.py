@@ -57,8 +57,8 @@ def open_for_mode(overrides: Mapping[str, Any], mode: str) -> tuple[ModelGraph, 
 
 def val_mode(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """`mirrordet val`: the named network validated on ``data``'s ``split``; returns the metrics."""
-    net, _, _ = open_for_mode(overrides, "val")
-    return validate_model(net, overrides)
+    net, ckpt, _ = open_for_mode(overrides, "val")
+    return validate_model(net, overrides, ckpt.train_args if ckpt is not None else None)
 
 
 def predict_mode(overrides: Mapping[str, Any]) -> None:
@@ -97,11 +97,18 @@ def convert_mode(overrides: Mapping[str, Any]) -> Path:
     return out
 
 
-def validate_model(net: ModelGraph, overrides: Mapping[str, Any]) -> dict[str, Any]:
+def validate_model(net: ModelGraph, overrides: Mapping[str, Any],
+                   train_args: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """`mirrordet val`: validate the network ``net`` on ``data``'s ``split`` (``net`` is not changed).
 
-    Writes runs/<task>/val/<name>/ (metrics.json, predictions.json, plots) and returns the metrics.
+    Without ``data``, a trained network is validated on the dataset it was trained on (``train_args``, its
+    checkpoint's settings). Writes runs/<task>/val/<name>/ (metrics.json, predictions.json, plots) and returns
+    the metrics.
     """
+    trained_on = (train_args or {}).get("data")
+    if overrides.get("data") is None and isinstance(trained_on, str) and trained_on:
+        LOGGER.info(f"data= not given: validating on {trained_on}, the dataset the model was trained on")
+        overrides = {**overrides, "data": trained_on}
     cfg, data = resolve_settings(overrides)
     task = task_for(net, data)
     check_classes(net.nc, data)

@@ -72,7 +72,7 @@ def resolve_settings(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict
     data = load_dataset_yaml(data_name)
     hints = {k: v for k, v in (data.get("defaults") or {}).items() if k not in overrides}
     try:
-        cfg = get_cfg(overrides, base=hints)
+        cfg = get_cfg({**overrides, "data": data_name}, base=hints)  # the dataset used, also when defaulted
     except ConfigError as e:
         raise ConfigError(f"{e} (in {data.get('yaml_file', data_name)} `defaults:` or the command line)") from None
     return cfg, data

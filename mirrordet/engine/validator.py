@@ -131,7 +131,7 @@ class DetectionValidator:
             out = [d.rows() for d in found]
             t3 = time.perf_counter()
             times += (t1 - t0, t2 - t1, t3 - t2)
-            first = (batch, out) if first is None and plots else first
+            first = (batch, out, found) if first is None and plots else first
             for si, det in enumerate(out):
                 i = self.index_of[batch["im_file"][si]]
                 det = det.cpu().clone()
@@ -149,7 +149,9 @@ class DetectionValidator:
         if first is not None and self.save_dir is not None:
             from mirrordet.plotting.val_batch import plot_val_batch
 
-            plot_val_batch(*first, self.names, self.save_dir / "val_batch0.png")
+            batch0, out0, found0 = first
+            masks0 = [d.masks.cpu() for d in found0] if found0 and found0[0].masks is not None else None
+            plot_val_batch(batch0, out0, self.names, self.save_dir / "val_batch0.png", pred_masks=masks0)
         n_img = max(len(self.dataset), 1)
         speed = dict(zip(("preprocess", "inference", "postprocess"), (1000 * times / n_img).tolist()))
 

@@ -32,7 +32,7 @@ class RCNNLoss(Loss):
         """Args: preds = the head's training output (its ``train_outputs``): objectness [B, A, 1],
         rpn deltas [B, A, 4], per image (sampled anchors [k], their objectness targets [k], positive
         anchors [p], their box targets [p, 4]), RoI logits [R, nc + 1], RoI deltas [R, nc + 1, 4] and
-        per image (RoI labels [r_i] with 0 = background, box targets [r_i, 4]), and with a Cascade RPN
+        per image (RoI labels [r_i] with 0 = background, box targets [r_i, 4], ...), and with a Cascade RPN
         (stage-1 deltas [B, A, 4], per image (positive anchors, box targets)); ``batch`` is not read.
 
         Returns:
@@ -51,7 +51,7 @@ class RCNNLoss(Loss):
         logits, rdeltas = logits.float(), rdeltas.float()
         roi_cls, roi_box = logits.sum() * 0, rdeltas.sum() * 0
         start = 0
-        for lab, tg in roi_samples:  # per-image means, summed over the batch
+        for lab, tg, *_ in roi_samples:  # per-image means, summed over the batch
             k = lab.numel()
             if k:
                 lg, dl = logits[start:start + k], rdeltas[start:start + k]
@@ -70,3 +70,28 @@ class RCNNLoss(Loss):
                                                            reduction="sum") / pos.numel()
             parts.append(rpn_box1)
         return dict(zip(self.names, (p * g for p, g in zip(parts, self.gains))))
+
+
+class MaskRCNNLoss(RCNNLoss):
+    """:class:`RCNNLoss` plus ``roi_mask``: the per-pixel binary cross-entropy of each positive RoI's mask logits on
+    its class channel against its resampled ground-truth mask (a :class:`~mirrordet.nn.modules.head_mask_rcnn.
+    MaskRCNNHead`), averaged over the RoIs' pixels. Reduction ``"sum"`` like the other terms: the mean over the
+    batch's positive RoIs times the batch size."""
+
+    def __init__(self, beta: float = 1 / 9, gains: Sequence[float] = (1.0, 1.0, 1.0, 1.0, 1.0),
+                 stage1: bool = False, mask_gain: float = 1.0) -> None:
+        super().__init__(beta, gains, stage1)
+        self.names = (*self.names, "roi_mask")
+        self.mask_gain = float(mask_gain)
+
+    def terms(self, preds: Sequence[Any], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Args: preds = the head's training output: RCNNLoss's entries, then mask logits [P, nc + 1, 28, 28] and
+        (classes [P], target masks [P, 28, 28]); ``batch`` gives the batch size (``img``)."""
+        logits, (labels, targets) = preds[-2], preds[-1]
+        out = super().terms(preds[:-2], batch)
+        if labels.numel() == 0:
+            mask = logits.sum() * 0
+        else:
+            picked = logits[torch.arange(labels.numel(), device=labels.device), labels].float()
+            mask = F.binary_cross_entropy_with_logits(picked, targets.float()) * batch["img"].shape[0]
+        return {**out, "roi_mask": mask * self.mask_gain}

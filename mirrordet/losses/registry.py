@@ -48,6 +48,12 @@ def _rcnn(head: nn.Module, cfg: Mapping[str, Any]) -> Any:
     return RCNNLoss(stage1=bool(head.rpn_stage1))
 
 
+def _mask_rcnn(head: nn.Module, cfg: Mapping[str, Any]) -> Any:
+    from mirrordet.losses.rcnn import MaskRCNNLoss
+
+    return MaskRCNNLoss(stage1=bool(head.rpn_stage1))
+
+
 def _cross_entropy(head: nn.Module, cfg: Mapping[str, Any]) -> Any:
     from mirrordet.losses.classification import ClassificationLoss
 
@@ -58,6 +64,7 @@ def build_registry() -> Registry:
     """A fresh registry of the built-in loss builders (no module-level mutable state)."""
     reg = Registry("loss")
     for name, fn in (("yolo", _yolo), ("yolo_seg", _yolo_seg), ("retina", _retina), ("fcos", _fcos), ("rcnn", _rcnn),
+                     ("mask_rcnn", _mask_rcnn),
                      ("cross_entropy", _cross_entropy)):
         reg.add(name, fn)
     return reg

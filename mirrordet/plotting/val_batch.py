@@ -54,15 +54,33 @@ def _draw(ax: Any, grid: np.ndarray, boxes: Sequence[np.ndarray], names: Mapping
     ax.set_yticks([])
 
 
+def _tint(grid: np.ndarray, offsets: list[tuple[int, int]], masks: Sequence[np.ndarray],
+          classes: Sequence[np.ndarray], alpha: float = 0.45) -> np.ndarray:
+    """The mosaic with instance masks blended in their class colours (matplotlib's C0..C9, as the boxes):
+    per tile, bool masks [k, H, W] and their classes [k]."""
+    from matplotlib.colors import to_rgb
+
+    out = grid.astype(np.float32)
+    for (x0, y0), ms, cs in zip(offsets, masks, classes):
+        for m, c in zip(ms, np.asarray(cs).reshape(-1)):
+            h, w = m.shape
+            tile = out[y0:y0 + h, x0:x0 + w]
+            tile[m] = tile[m] * (1 - alpha) + np.array(to_rgb(f"C{int(c) % 10}")) * 255 * alpha
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
 def plot_val_batch(batch: Mapping[str, Any], preds: Sequence[Any], names: Mapping[int, str] | Sequence[str],
-                   path: str | Path, conf: float = 0.25, max_images: int = MAX_IMAGES) -> Path:
+                   path: str | Path, conf: float = 0.25, max_images: int = MAX_IMAGES,
+                   pred_masks: Sequence[Any] | None = None) -> Path:
     """Draw up to ``max_images`` images of a batch twice: labelled boxes (left) and predictions (right).
 
     Args:
         batch: a collated detection batch: ``img`` uint8 [B, 3, H, W] RGB, ``cls`` [N, 1], ``bboxes``
-            [N, 4] normalized xywh relative to ``img``, ``batch_idx`` [N].
+            [N, 4] normalized xywh relative to ``img``, ``batch_idx`` [N]; with ``masks`` int [B, H, W] (instance
+            index maps, segment task) the labelled masks are drawn too.
         preds: B tensors/arrays [n, 6] (x1, y1, x2, y2 in ``img`` pixels, score, class), e.g. the NMS
             output before boxes are mapped back to the original images.
+        pred_masks: B bool [n, H, W] masks of ``preds`` (segment task), drawn with their boxes.
         names: class index -> name.
         path: PNG to write.
         conf: predictions below this score are not drawn.
@@ -77,22 +95,33 @@ def plot_val_batch(batch: Mapping[str, Any], preds: Sequence[Any], names: Mappin
     cls = _np(batch["cls"]).reshape(-1)
     xywh = _np(batch["bboxes"]).reshape(-1, 4) * np.array([w, h, w, h])
     idx = _np(batch["batch_idx"]).reshape(-1).astype(np.int64)
-    gt, dt = [], []
+    gt, dt, shown_masks = [], [], []
     for i, (x0, y0) in enumerate(offsets):
         b = xywh[idx == i]
         shift = np.array([x0, y0, x0, y0])
         xyxy = np.concatenate([b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2], 1) + shift
         gt.append(np.concatenate([xyxy, cls[idx == i, None]], 1)[:MAX_BOXES_PER_IMAGE])
         p = _np(preds[i]).reshape(-1, 6).astype(np.float64) if i < len(preds) else np.zeros((0, 6))
-        p = p[p[:, 4] >= conf]
-        p = p[np.argsort(-p[:, 4])][:MAX_BOXES_PER_IMAGE]
+        keep = np.argsort(-p[:, 4])
+        keep = keep[p[keep, 4] >= conf][:MAX_BOXES_PER_IMAGE]
+        p = p[keep]
+        if pred_masks is not None:
+            shown_masks.append(_np(pred_masks[i])[keep].astype(bool))
         dt.append(np.concatenate([np.clip(p[:, :4], 0, [w, h, w, h]) + shift, p[:, 5:6], p[:, 4:5]], 1))
     side = min(8.0, 2.0 + 1.6 * math.ceil(math.sqrt(n)))
     fig, (ax_gt, ax_dt) = new_figure((2 * side, side + 0.6), 1, 2)
     fontsize = 5 if n > 4 else 7
     n_gt, n_dt = sum(len(g) for g in gt), sum(len(d) for d in dt)
-    _draw(ax_gt, grid, gt, names, f"Ground truth: {n} images, {n_gt} boxes", fontsize)
-    _draw(ax_dt, grid, dt, names, f"Predictions (score >= {conf:g}): {n_dt} boxes", fontsize)
+    grid_gt = grid_dt = grid
+    if "masks" in batch:  # index maps: instance k + 1 is the k-th box of its image
+        maps = _np(batch["masks"])[:n]
+        per = [[maps[i] == k + 1 for k in range(int((idx == i).sum()))] for i in range(n)]
+        grid_gt = _tint(grid, offsets, [np.asarray(m).reshape(-1, h, w) for m in per],
+                        [cls[idx == i] for i in range(n)])
+    if pred_masks is not None:
+        grid_dt = _tint(grid, offsets, shown_masks, [d[:, 4] for d in dt])
+    _draw(ax_gt, grid_gt, gt, names, f"Ground truth: {n} images, {n_gt} boxes", fontsize)
+    _draw(ax_dt, grid_dt, dt, names, f"Predictions (score >= {conf:g}): {n_dt} boxes", fontsize)
     from matplotlib.patches import Patch
 
     shown = sorted({int(c) for rows in (*gt, *dt) for c in rows[:, 4]})

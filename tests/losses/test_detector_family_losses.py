@@ -110,6 +110,7 @@ def test_rcnn_head_in_training_needs_the_targets():
     out = model(torch.rand(2, 3, 64, 64), one_box_batch())
     rpn_samples, roi_samples = out[2], out[5]
     assert len(rpn_samples) == len(roi_samples) == 2
-    labels, _ = roi_samples[0]
+    labels, _, gt_index = roi_samples[0]
+    assert len(gt_index) == int((labels > 0).sum())  # the matched ground truth of each positive RoI
     assert (labels > 0).any() and (labels == 0).any()  # the ground truth is a candidate RoI: positives exist
-    assert out[3].shape[0] == sum(len(lab) for lab, _ in roi_samples)
+    assert out[3].shape[0] == sum(len(lab) for lab, *_ in roi_samples)

@@ -5,10 +5,13 @@ import torch
 
 
 def one_box_targets(x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Detection targets of a batch ``x``: one box of class 0 in the middle of every image."""
-    b = x.shape[0]
+    """Detection targets of a batch ``x``: one box of class 0 in the middle of every image, with its instance mask
+    (the box filled) as the segment task's index maps."""
+    b, _, h, w = x.shape
+    masks = torch.zeros(b, h, w, dtype=torch.int16)
+    masks[:, round(0.25 * h):round(0.75 * h), round(0.3 * w):round(0.7 * w)] = 1
     return {"img": x, "cls": torch.zeros(b, 1), "batch_idx": torch.arange(b).float(),
-            "bboxes": torch.tensor([[0.5, 0.5, 0.4, 0.5]]).repeat(b, 1)}
+            "bboxes": torch.tensor([[0.5, 0.5, 0.4, 0.5]]).repeat(b, 1), "masks": masks}
 
 
 def training_objective(model, out, x: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ from mirrordet.nn.modules.head_retina import RetinaHead
 from mirrordet.nn.modules.head_fcos import FCOSHead
 from mirrordet.nn.modules.head_double import DoubleHeadRCNN
 from mirrordet.nn.modules.head_rcnn import RCNNHead
+from mirrordet.nn.modules.head_mask_rcnn import MaskRCNNHead
 from mirrordet.nn.modules.psa import C2PSA
 from mirrordet.nn.modules.c3k2_mirror import C3k2Mirror
 from mirrordet.nn.modules.elan import ELAN1, SPPELAN, RepNCSPELAN4
@@ -41,5 +42,5 @@ __all__ = [
     "FPN", "PAN", "CSPAttn", "RetinaHead", "FCOSHead", "DoubleHeadRCNN", "RCNNHead", "C3", "C3k2", "C2PSA", "C3k2Mirror",
     "ELAN1", "SPPELAN", "RepNCSPELAN4", "AConv", "ADown", "CBFuse", "CBLinear", "SCDown", "C2fCIB", "A2C2f", "PSA",
     "ConvTranspose2d", "Identity", "MaxPool2d", "ZeroPad2d", "C3Ghost", "GhostBottleneck", "GhostConv", "C2", "SPP",
-    "ResNetLayer", "Proto", "Segment",
+    "ResNetLayer", "Proto", "Segment", "MaskRCNNHead",
 ]

@@ -54,7 +54,8 @@ class RCNNHead(DetectionHead):
         training (``forward(x, targets)``): [objectness [B, A, 1] logits, rpn deltas [B, A, 4],
             per image (sampled anchors [k], objectness targets [k], positive anchors [p], box targets
             [p, 4]), RoI logits [R, nc + 1], RoI deltas [R, nc + 1, 4], per image (RoI labels [r_i],
-            0 = background, box targets [r_i, 4])]; R = sum r_i sampled RoIs.
+            0 = background, box targets [r_i, 4], ground-truth index of each positive [p_i])]; R = sum r_i
+            sampled RoIs.
         eval: [B, R, nc, 5]: per proposal and class the regressed box (x1, y1, x2, y2 pixels) and the
             softmax class probability (0 for padding rows); see :meth:`postprocess`.
     """
@@ -165,8 +166,8 @@ class RCNNHead(DetectionHead):
 
         Returns:
             per image (sampled anchors, objectness targets, positive anchors, their box targets),
-            per image the sampled RoIs [r_i, 4], per image (RoI labels [r_i], box targets [r_i, 4]),
-            and for a cascade per image (stage-1 positive anchors, their box targets) (else []).
+            per image the sampled RoIs [r_i, 4] (positives first), per image (RoI labels [r_i], box targets
+            [r_i, 4], the ground-truth index of each positive RoI [p_i]), and for a cascade per image (stage-1 positive anchors, their box targets) (else []).
         """
         rpn_samples, rois, roi_samples, stage1 = [], [], [], []
         a0 = extras["anchors0"].float() if self.rpn_stage1 else None  # a cascade's square anchors
@@ -196,7 +197,7 @@ class RCNNHead(DetectionHead):
             tg = torch.zeros(sel.numel(), 4, device=cand.device)
             if pos.numel():
                 tg[: pos.numel()] = encode_boxes(gt[m[pos]], cand[pos], ROI_WEIGHTS)
-            roi_samples.append((lab, tg))
+            roi_samples.append((lab, tg, m[pos]))
         return rpn_samples, rois, roi_samples, stage1
 
     def forward(self, x: list[torch.Tensor] | torch.Tensor,
@@ -211,9 +212,10 @@ class RCNNHead(DetectionHead):
                                      "model(images, targets)")
             rpn_samples, rois, roi_samples, stage1 = self.sample_targets(anchors, props, targets, obj.dtype, extras,
                                                                          per_level)
-            logits, rdeltas = self.roi_forward(x, rois, [lab for lab, _ in roi_samples])
+            logits, rdeltas = self.roi_forward(x, rois, [lab for lab, *_ in roi_samples])
             out = [obj, deltas, rpn_samples, logits, rdeltas, roi_samples]
-            return out + [(extras["deltas1"], stage1)] if self.rpn_stage1 else out
+            out = out + [(extras["deltas1"], stage1)] if self.rpn_stage1 else out
+            return self.more_train_outputs(out, x, rois, roi_samples, targets)
         logits, rdeltas = self.roi_forward(x, props)
         scores = logits.float().softmax(-1)[:, 1:]  # [R, nc]
         rois = torch.cat(props).float()[:, None].expand(-1, self.nc, -1)
@@ -223,6 +225,11 @@ class RCNNHead(DetectionHead):
         out = per_roi.new_zeros(b, r, self.nc, 5)
         for i, chunk in enumerate(per_roi.split([len(q) for q in props])):
             out[i, : len(chunk)] = chunk
+        return out
+
+    def more_train_outputs(self, out: list[Any], x: list[torch.Tensor], rois: list[torch.Tensor],
+                           roi_samples: list[tuple], targets: Mapping[str, torch.Tensor]) -> list[Any]:
+        """The training output, extended by subclasses that score more per RoI (a mask branch). Default: as is."""
         return out
 
     def postprocess(self, preds: torch.Tensor, nms: NMSSettings) -> list[Detections]:
