@@ -48,14 +48,15 @@ print("BENCH", json.dumps({"rc": 0, "wall": time.time() - t, "map50": float(m.bo
 """
 
 
-def shapes_yolo_yaml(out: Path) -> Path:
-    """Write a plain YOLO dataset YAML (absolute paths) pointing at the generated shapes data."""
+def shapes_yolo_yaml(out: Path, name: str = "shapes.yaml") -> Path:
+    """Write a plain YOLO dataset YAML (absolute paths) pointing at the generated data of the bundled ``name``
+    (shapes.yaml: boxes; shapes-seg.yaml: YOLO-seg polygons), readable by both tools."""
     from mirrordet.data.dataset_yaml import load_dataset_yaml
 
-    d = load_dataset_yaml("shapes.yaml")
+    d = load_dataset_yaml(name)
     text = (f"path: {d['path']}\ntrain: {d['train']}\nval: {d['val']}\nnames:\n"
             + "".join(f"  {k}: {v}\n" for k, v in d["names"].items()))
-    path = out / "shapes-yolo.yaml"
+    path = out / f"{Path(name).stem}-yolo.yaml"
     path.write_text(text)
     return path
 

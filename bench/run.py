@@ -30,6 +30,7 @@ bench/RESULTS.md with the machine description.
 
     python bench/run.py --ultralytics-python /path/to/venv/bin/python --append bench/RESULTS.md
     python bench/run.py --model yolo11n.yaml --sections train --ultralytics-python ...
+    python bench/run.py --model yolov8n-seg.yaml --data shapes-seg.yaml --sections train --ultralytics-python ...
 """
 
 from __future__ import annotations
@@ -234,6 +235,8 @@ def main() -> None:
     ap.add_argument("--val-weights", type=Path, default=None,
                     help="a trained mirrordet checkpoint of --model for the val section (default: the 320 training run's)")
     ap.add_argument("--append", type=Path, default=None, help="append the report to this markdown file")
+    ap.add_argument("--data", default="shapes.yaml",
+                    help="bundled synthetic set the train and val sections use (shapes-seg.yaml for -seg models)")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
     models = args.models.split(",") if args.models else default_models(args.model)
@@ -250,7 +253,7 @@ def main() -> None:
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        data = shapes_yolo_yaml(tmp)
+        data = shapes_yolo_yaml(tmp, args.data)
         image = bench_predict.make_image(tmp / "bench.jpg")
         if "build" in sections:
             for m in models:
@@ -364,7 +367,8 @@ def render(rows: list[tuple[str, str, str, float, str]], args, seconds: float) -
              f"- Machine: {machine()}.",
              f"- Command: `python bench/run.py --model {args.model} --sections {args.sections} --threads {args.threads} "
              f"--train-imgsz {args.train_imgsz} --train-epochs {args.train_epochs} --fraction {args.fraction} "
-             f"--batch {args.batch}{' --val-weights PATH' if args.val_weights else ''}"
+             f"--batch {args.batch}{' --data ' + args.data if args.data != 'shapes.yaml' else ''}"
+             f"{' --val-weights PATH' if args.val_weights else ''}"
              f"{' --ultralytics-python PATH' if args.ultralytics_python else ''}` "
              f"({seconds / 60:.1f} min).", "",
              "| measure | tool | model | value | mirrordet / Ultralytics |", "|---|---|---|---|---|"]

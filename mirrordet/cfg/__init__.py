@@ -21,7 +21,7 @@ OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
 }
 MAX_IMGSZ = 8192  # pixels; activation memory grows with imgsz**2 (see default.yaml)
 MIXED_TYPES: dict[str, tuple[type, ...]] = {"amp": (bool, str), "cache": (bool, str)}  # True/False, or "bf16"; "ram"/"disk"
-UNIT_INTERVAL = {"hsv_h", "hsv_s", "hsv_v", "fliplr", "flipud", "mosaic", "mixup", "translate", "iou", "conf",
+UNIT_INTERVAL = {"hsv_h", "hsv_s", "hsv_v", "fliplr", "flipud", "mosaic", "mixup", "copy_paste", "translate", "iou", "conf",
                  "lrf", "momentum", "warmup_momentum", "label_smoothing"}
 POSITIVE = {"epochs", "time", "batch", "imgsz", "lr0", "nbs", "max_det", "vid_stride", "max_bad_steps", "fraction"}
 NON_NEGATIVE = {"patience", "workers", "weight_decay", "warmup_epochs", "warmup_bias_lr", "grad_clip",

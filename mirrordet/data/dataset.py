@@ -368,6 +368,9 @@ def build_detection_dataset(
         raise DatasetError(f"{where}: {why}")
     if fraction < 1:
         records = records[: max(1, round(len(records) * fraction))]
+    if augment and not segments and float((hyp or {}).get("copy_paste", 0.0)) > 0:
+        LOGGER.warning(f"copy_paste={hyp['copy_paste']} needs instance masks: it applies to the segment task only, "
+                       "so this detection run trains without it")
     kind = DetectionDataset
     if segments:
         from mirrordet.data.dataset_seg import SegmentationDataset

@@ -6,7 +6,8 @@
            instance of row k of ``cls`` / ``bboxes`` is visible.
 
 The map is rasterized from the record's polygons at the resized image (data/segments.py), then letterboxed,
-mosaicked, warped, mixed and flipped together with the image (data/augment_masks.py). The sample's boxes
+mosaicked, warped, mixed, copy-pasted (``copy_paste``) and flipped together with the image
+(data/augment_masks.py). The sample's boxes
 are read back from the map, so a box always encloses exactly its instance's visible pixels; instances
 with fewer than 4 visible pixels, or a box of 2 pixels or less, are dropped.
 """
@@ -82,6 +83,24 @@ class SegmentationDataset(DetectionDataset):
         img, mask = random_affine_pair(img, mask, rng, (s, s), **affine)
         return img, mask, cls, ratio_pad
 
+    def _copy_paste(self, img: np.ndarray, mask: np.ndarray, cls: np.ndarray, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Simple Copy-Paste (Ghiasi et al., 2021): each object of another augmented sample, with probability
+        0.5, is pasted by its mask pixels on top of this sample (covering what lies under it)."""
+        j = int(rng.integers(0, len(self)))
+        im_j, _, gains_j, mask_j, cls_j = self.load_masked(j)
+        im_j, mask_j, cls_j, _ = self._geometric_masked(im_j, gains_j, mask_j, cls_j, rng)
+        chosen = np.flatnonzero(rng.random(len(cls_j)) < 0.5)
+        if chosen.size == 0:
+            return img, mask, cls
+        lut = np.zeros(len(cls_j) + 1, mask.dtype)
+        lut[chosen + 1] = len(cls) + 1 + np.arange(chosen.size, dtype=mask.dtype)  # new ids after this sample's
+        pasted = lut[mask_j]
+        where = pasted > 0
+        img = img.copy()
+        img[where] = im_j[where]
+        return img, np.where(where, pasted, mask), np.concatenate([cls, cls_j[chosen]])
+
     def _parts(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         img, _, _, mask, cls = self.load_masked(j)
         return img, mask, cls
@@ -100,6 +119,8 @@ class SegmentationDataset(DetectionDataset):
             # where both have an object the mixed-in one is on top (either is half visible)
             mask = np.where(mask_j > 0, offset_ids([mask, mask_j], [len(cls), len(cls_j)])[1], mask)
             cls = np.concatenate([cls, cls_j])
+        if hyp["copy_paste"] > 0 and rng.random() < hyp["copy_paste"]:
+            img, mask, cls = self._copy_paste(img, mask, cls, rng)
         img = hsv_jitter(img, hyp["hsv_h"], hyp["hsv_s"], hyp["hsv_v"], rng)
         none = np.zeros((0, 4), np.float32)
         if rng.random() < hyp["fliplr"]:

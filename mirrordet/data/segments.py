@@ -139,12 +139,9 @@ def boxes_from_index_map(masks: np.ndarray, n: int, min_pixels: int = 4,
 
 
 def relabel(masks: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """The index map with only instances ``keep`` (ascending), renumbered 1..len(keep) in that order."""
-    lut = np.zeros(int(masks.max(initial=0)) + 1, MASK_DTYPE)
-    valid = keep[keep + 1 < len(lut)]
-    lut[valid + 1] = np.arange(1, len(valid) + 1, dtype=MASK_DTYPE)
-    if len(valid) != len(keep):  # an instance kept but absent from the map cannot happen (boxes come from the map)
-        raise ValueError("relabel: kept instance missing from the map")
+    """The index map with only instances ``keep`` (ascending indices), renumbered 1..len(keep) in that order."""
+    lut = np.zeros(max(int(masks.max(initial=0)), int(keep.max(initial=-1)) + 1) + 1, MASK_DTYPE)
+    lut[keep + 1] = np.arange(1, len(keep) + 1, dtype=MASK_DTYPE)
     return lut[masks]
 
 

@@ -33,6 +33,7 @@ AUGMENT_DEFAULTS = MappingProxyType(
         "flipud": 0.0,
         "mosaic": 1.0,
         "mixup": 0.0,
+        "copy_paste": 0.0,
     }
 )
 

@@ -11,9 +11,11 @@ from typing import Any, Sequence
 # (column name, candidate keys in metrics.json) of the accuracy figures of each task
 TASK_METRICS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "detect": (("mAP50", ("metrics/mAP50",)), ("mAP50-95", ("metrics/mAP50-95",))),
+    "segment": (("mAP50", ("metrics/mAP50",)), ("mAP50-95", ("metrics/mAP50-95",)),
+                ("mask mAP50", ("metrics/mAP50(M)",)), ("mask mAP50-95", ("metrics/mAP50-95(M)",))),
     "classify": (("top1", ("metrics/accuracy_top1",)), ("top5", ("metrics/accuracy_top5",))),
 }
-PRIMARY_METRIC = {"detect": "mAP50-95", "classify": "top1"}
+PRIMARY_METRIC = {"detect": "mAP50-95", "segment": "mask mAP50-95", "classify": "top1"}
 COST_COLUMNS = ("latency_cpu_ms", "latency_gpu_ms", "epoch_time_s", "train_min", "peak_rss_mb", "peak_gpu_mb")
 
 

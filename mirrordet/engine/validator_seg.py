@@ -14,10 +14,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from mirrordet.data.coco import read_coco_json
 from mirrordet.data.dataset_seg import SegmentationDataset
-from mirrordet.engine.validator import DetectionValidator, ExtraMetrics
-from mirrordet.metrics.coco_eval import coco_ground_truth, evaluate_coco, ground_truth_from_coco
+from mirrordet.engine.validator import DetectionValidator, ExtraMetrics, ground_truth_of
+from mirrordet.metrics.coco_eval import evaluate_coco
 from mirrordet.ops.detections import Detections
 from mirrordet.ops.masks import scale_masks
 
@@ -32,14 +31,11 @@ def segment_ground_truth(dataset: SegmentationDataset) -> dict[str, Any]:
     """
     from pycocotools import mask as mask_utils
 
-    ids = [dataset.image_id(i) for i in range(len(dataset))]
+    gt = ground_truth_of(dataset)
     if dataset.annotations_file is not None:
-        return ground_truth_from_coco(read_coco_json(dataset.annotations_file), ids)
-    gt = coco_ground_truth([(ids[i], *dataset.records[i]["shape"]) for i in range(len(dataset))],
-                           [dataset.ground_truth(i) for i in range(len(dataset))], dataset.category_ids,
-                           dataset.names)
+        return gt
     polygons = [(r["shape"], inst) for r in dataset.records for inst in r["segments"]]
-    for ann, ((h, w), parts) in zip(gt["annotations"], polygons):  # coco_ground_truth keeps the record order
+    for ann, ((h, w), parts) in zip(gt["annotations"], polygons):  # built from the labels, in the records' order
         ann["segmentation"] = [(np.asarray(p, np.float64).reshape(-1, 2) * (w, h)).reshape(-1).tolist() for p in parts]
         ann["area"] = float(mask_utils.area(mask_utils.merge(mask_utils.frPyObjects(ann["segmentation"], h, w))))
     return gt

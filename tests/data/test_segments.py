@@ -150,6 +150,7 @@ def _coloured_dataset(tmp_path: Path, n: int = 6) -> tuple[list[dict], dict[int,
 @pytest.mark.parametrize("hyp", [
     {"mosaic": 1.0, "degrees": 25.0, "shear": 5.0, "fliplr": 1.0, "flipud": 0.5, "hsv_h": 0, "hsv_s": 0, "hsv_v": 0},
     {"mosaic": 0.0, "degrees": 10.0, "fliplr": 0.5, "mixup": 1.0, "hsv_h": 0, "hsv_s": 0, "hsv_v": 0},
+    {"mosaic": 0.5, "degrees": 10.0, "copy_paste": 1.0, "hsv_h": 0, "hsv_s": 0, "hsv_v": 0},
 ])
 def test_masks_and_boxes_follow_mosaic_affine_and_flips(tmp_path: Path, hyp):
     records, colours = _coloured_dataset(tmp_path)
@@ -180,6 +181,14 @@ def test_masks_and_boxes_follow_mosaic_affine_and_flips(tmp_path: Path, hyp):
                     assert (np.abs(pix - colours[c]).max(1) < 60).mean() > 0.9
                 seen += 1
     assert seen > 20
+
+
+def test_copy_paste_adds_objects_on_top(tmp_path: Path):
+    records, _ = _coloured_dataset(tmp_path)
+    plain = SegmentationDataset(records, 96, augment=True, hyp={"mosaic": 0.0, "copy_paste": 0.0})
+    pasted = SegmentationDataset(records, 96, augment=True, hyp={"mosaic": 0.0, "copy_paste": 1.0})
+    more = sum(len(pasted[i]["cls"]) - len(plain[i]["cls"]) for i in range(len(records)))
+    assert more > 0  # about half of another sample's objects are added per sample
 
 
 def test_validation_samples_and_collate(tmp_path: Path):

@@ -67,3 +67,12 @@ def test_mask_rcnn_trains_and_scores_masks(seg_yaml, tmp_path):
     with open(tmp_path / "m" / "results.csv") as f:
         row = next(csv.DictReader(f))
     assert np.isfinite(float(row["train/roi_mask"])) and "metrics/mAP50-95(M)" in row
+
+
+def test_compare_tabulates_mask_ap(seg_run, seg_yaml, tmp_path):
+    assert main(["train", "model=yolo11n-seg.yaml", f"data={seg_yaml}", *TINY, "epochs=1", f"project={tmp_path}",
+                 "name=y11"]) == 0
+    assert main(["compare", f"runs={seg_run},{tmp_path / 'y11'}", "force=True", f"project={tmp_path}",
+                 "name=c"]) == 0
+    report = (tmp_path / "c" / "compare.md").read_text()
+    assert "mask mAP50-95" in report and "yolo11n-seg" in report
