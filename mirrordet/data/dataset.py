@@ -77,6 +77,7 @@ class DetectionDataset(Dataset):
     """
 
     source_format: str = "yolo"
+    segments: bool = False  # its records need instance outlines (the segment task's subclass)
 
     def __init__(
         self,
@@ -307,7 +308,7 @@ def build_detection_dataset(
     fraction: float = 1.0,
     cache: bool | str = False,
     seed: int = 0,
-    segments: bool = False,
+    kind: type[DetectionDataset] | None = None,
 ) -> DetectionDataset:
     """Build the dataset of one split of a loaded dataset YAML (``load_dataset_yaml``).
 
@@ -323,13 +324,16 @@ def build_detection_dataset(
         fraction: use the first ``fraction`` of the split's images (0 < fraction <= 1).
         cache: keep resized images in RAM (True / "ram") or as .npy files beside the images ("disk").
         seed: augmentation seed.
-        segments: instance masks too (a :class:`~mirrordet.data.dataset_seg.SegmentationDataset`, from YOLO-seg
-            polygons or COCO segmentations).
+        kind: the dataset class (default :class:`DetectionDataset`); one whose ``segments`` is True (the
+            segment task's :class:`~mirrordet.data.dataset_seg.SegmentationDataset`) reads instance outlines too,
+            from YOLO-seg polygons or COCO segmentations.
 
     Raises:
         DatasetError: missing or empty split, every image corrupt, no usable box at all, or VOC data asked for
             masks.
     """
+    kind = kind or DetectionDataset
+    segments = kind.segments
     yaml_file = data.get("yaml_file", "dataset YAML")
     src = data.get(split)
     if src is None:
@@ -371,11 +375,6 @@ def build_detection_dataset(
     if augment and not segments and float((hyp or {}).get("copy_paste", 0.0)) > 0:
         LOGGER.warning(f"copy_paste={hyp['copy_paste']} needs instance masks: it applies to the segment task only, "
                        "so this detection run trains without it")
-    kind = DetectionDataset
-    if segments:
-        from mirrordet.data.dataset_seg import SegmentationDataset
-
-        kind = SegmentationDataset
     dataset = kind(
         records,
         imgsz,

@@ -33,6 +33,8 @@ class SegmentationDataset(DetectionDataset):
     Args: as :class:`~mirrordet.data.dataset.DetectionDataset`; every record needs ``segments``.
     """
 
+    segments = True
+
     def load_masked(self, i: int) -> tuple[np.ndarray, tuple[int, int], tuple[float, float], np.ndarray, np.ndarray]:
         """Image ``i`` with its longer side at S, (h0, w0), gains (h, w), its index map at the resized size
         (int16 [h1, w1]) and classes [n]."""

@@ -11,6 +11,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from mirrordet.data.dataset import DetectionDataset
+from mirrordet.data.dataset_seg import SegmentationDataset
 from mirrordet.data.loader import build_dataloader
 from mirrordet.engine.validator import METRIC_KEYS, DetectionValidator
 from mirrordet.engine.validator_cls import CLS_METRIC_KEYS, ClassificationValidator
@@ -46,7 +48,7 @@ class DetectTask:
 
     name = "detect"
     metric_keys = METRIC_KEYS
-    segments = False  # the samples carry instance masks
+    dataset_kind: type[DetectionDataset] | None = None  # the dataset class (None: the detection dataset)
 
     def build_split(self, data: Mapping[str, Any], split: str, cfg: Mapping[str, Any], imgsz: int, augment: bool,
                     batch: int, rank: int = -1, world_size: int = 1, stride: int = 32) -> tuple[Any, Any]:
@@ -54,7 +56,7 @@ class DetectTask:
 
         dataset = build_detection_dataset(data, split, imgsz, augment=augment, hyp=cfg,
                                           fraction=cfg["fraction"] if augment else 1.0, cache=cfg["cache"],
-                                          seed=cfg["seed"], segments=self.segments)
+                                          seed=cfg["seed"], kind=self.dataset_kind)
         if cfg["rect"] and not augment:  # rectangular batches: images of similar shape, padded to the batch's shape
             dataset.set_rect(batch, stride)
         return dataset, build_dataloader(dataset, batch, cfg["workers"], shuffle=augment, seed=cfg["seed"],
@@ -81,7 +83,7 @@ class SegmentTask(DetectTask):
 
     name = "segment"
     metric_keys = METRIC_KEYS + MASK_METRIC_KEYS
-    segments = True
+    dataset_kind = SegmentationDataset
 
     def validator(self, dataset: Any, loader: Any, cfg: Mapping[str, Any], save_dir: Path | None,
                   conf: float = 0.001) -> SegmentationValidator:

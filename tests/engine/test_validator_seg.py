@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from mirrordet.data.dataset import build_detection_dataset
+from mirrordet.data.dataset_seg import SegmentationDataset
 from mirrordet.data.dataset_yaml import load_dataset_yaml
 from mirrordet.data.loader import build_dataloader
 from mirrordet.engine.validator_seg import SegmentationValidator
@@ -117,7 +118,7 @@ def _validate(ds, tmp_path: Path, monkeypatch) -> tuple[dict, SegmentationValida
 
 def test_mask_ap_equals_pycocotools_on_the_original_coco_file(tmp_path, monkeypatch):
     ann = _coco_seg_split(tmp_path)
-    ds = build_detection_dataset(load_dataset_yaml(tmp_path / "d.yaml"), "val", SIZE, augment=False, segments=True)
+    ds = build_detection_dataset(load_dataset_yaml(tmp_path / "d.yaml"), "val", SIZE, augment=False, kind=SegmentationDataset)
     assert all(len(r["segments"]) == 3 for r in ds.records)  # polygons and RLE read
     metrics, validator = _validate(ds, tmp_path, monkeypatch)
     written = json.loads((tmp_path / "val" / "predictions.json").read_text())
@@ -137,7 +138,7 @@ def test_mask_ap_of_yolo_seg_data_equals_pycocotools_on_the_written_ground_truth
     root = generate_shapes_seg(tmp_path / "s", n_train=1, n_val=6, imgsz=SIZE)
     (tmp_path / "d.yaml").write_text(yaml.safe_dump({"path": str(root), "train": "images/train", "val": "images/val",
                                                      "task": "segment", "names": ["a", "b", "c", "d"]}))
-    ds = build_detection_dataset(load_dataset_yaml(tmp_path / "d.yaml"), "val", SIZE, augment=False, segments=True)
+    ds = build_detection_dataset(load_dataset_yaml(tmp_path / "d.yaml"), "val", SIZE, augment=False, kind=SegmentationDataset)
     metrics, validator = _validate(ds, tmp_path, monkeypatch)
     gt_file = tmp_path / "val" / "ground_truth.json"
     written = json.loads((tmp_path / "val" / "predictions.json").read_text())
