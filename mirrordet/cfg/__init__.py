@@ -28,7 +28,7 @@ NON_NEGATIVE = {"patience", "workers", "weight_decay", "warmup_epochs", "warmup_
                 "close_mosaic", "box", "cls", "dfl", "degrees", "aug_scale", "shear", "seed", "opset"}
 CHOICES = {
     "task": ("detect", "segment", "classify"), "mode": ("train", "val", "predict", "info", "export", "compare", "convert"),
-    "optimizer": ("auto", "SGD", "Adam", "AdamW"), "format": ("torchscript", "onnx"),
+    "optimizer": ("auto", "SGD", "Adam", "AdamW"), "format": ("torchscript", "onnx", "openvino"),
     "split": ("train", "val", "test"), "scale": ("n", "s", "m", "l", "x"), "amp": ("bf16",), "cache": ("ram", "disk"),
 }
 

@@ -1,4 +1,4 @@
-"""Export to TorchScript or ONNX, then prove the exported file reproduces the PyTorch outputs.
+"""Export to TorchScript, ONNX or OpenVINO, then prove the exported file reproduces the PyTorch outputs.
 
 The exported graph is the fused (Conv+BN folded) eval-mode model: input ``images``
 [B, 3, H, W] float RGB in [0, 1]; output ``output0``: [B, 4 + nc, A] (xywh boxes in input
@@ -23,6 +23,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ from mirrordet.utils.log import LOGGER
 from mirrordet.version import __version__
 
 TOLERANCE = 1e-4
-FORMATS = {"torchscript": ".torchscript", "onnx": ".onnx"}
+FORMATS = {"torchscript": ".torchscript", "onnx": ".onnx", "openvino": "_openvino_model"}  # openvino: a folder
 
 
 @dataclass
@@ -160,6 +161,25 @@ def export_onnx(net: nn.Module, sample: torch.Tensor, path: Path, meta: Mapping[
     Returns:
         (onnxruntime runner ``x -> [outputs]`` of the written file, or None without onnxruntime; simplified).
     """
+    simplified = write_onnx(net, sample, path, meta, opset, dynamic, simplify)
+    if importlib.util.find_spec("onnxruntime") is None:
+        LOGGER.warning(f"WARNING onnxruntime is not installed: {path} was not checked against PyTorch "
+                       "(pip install 'mirrordet[export]')")
+        return None, simplified
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def run(x: torch.Tensor) -> list[np.ndarray]:
+        return list(session.run(None, {"images": x.float().cpu().numpy()}))
+
+    return run, simplified
+
+
+def write_onnx(net: nn.Module, sample: torch.Tensor, path: Path, meta: Mapping[str, str], opset: int, dynamic: bool,
+               simplify: bool) -> bool:
+    """The ONNX file of ``net`` traced on ``sample`` (checked by onnx, metadata attached), written atomically;
+    returns whether a simplifier ran."""
     if importlib.util.find_spec("onnx") is None:
         raise ConfigError("format=onnx needs the onnx package: pip install 'mirrordet[export]' (onnx, onnxruntime)")
     import onnx
@@ -188,20 +208,8 @@ def export_onnx(net: nn.Module, sample: torch.Tensor, path: Path, meta: Mapping[
         raise ExportError(f"{path}: the exported ONNX graph is invalid: {e}") from None
     for k, v in meta.items():
         model.metadata_props.add(key=k, value=v)
-    data = model.SerializeToString()
-    atomic_write_bytes(path, data)
-    if importlib.util.find_spec("onnxruntime") is None:
-        LOGGER.warning(f"WARNING onnxruntime is not installed: {path} was not checked against PyTorch "
-                       "(pip install 'mirrordet[export]')")
-        return None, simplified
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-    def run(x: torch.Tensor) -> list[np.ndarray]:
-        return list(session.run(None, {"images": x.float().cpu().numpy()}))
-
-    return run, simplified
+    atomic_write_bytes(path, model.SerializeToString())
+    return simplified
 
 
 def sorted_rows(out: np.ndarray) -> np.ndarray:
@@ -317,6 +325,10 @@ def export_model(net: ModelGraph, overrides: Mapping[str, Any] | None = None,
     report = ExportReport(path, fmt)
     if fmt == "onnx":
         run, report.simplified = export_onnx(net, sample, path, meta, cfg["opset"], cfg["dynamic"], cfg["simplify"])
+    elif fmt == "openvino":
+        from mirrordet.engine.export_openvino import export_openvino
+
+        run = export_openvino(net, sample, path, meta, cfg["opset"], cfg["dynamic"])
     else:
         run = export_torchscript(net, sample, path, meta)
     if run is not None:
@@ -324,12 +336,12 @@ def export_model(net: ModelGraph, overrides: Mapping[str, Any] | None = None,
             report.checks = verify(net, run, check_shapes(imgsz, stride, cfg["batch"], cfg["dynamic"]), device, dtype,
                                    path, gen, sorted_rows if cfg["nms"] else None)
         except ExportError as e:
-            path.unlink(missing_ok=True)
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
             why = (" NMS among equal scores may keep different boxes in two runtimes; an untrained model scores "
                    "many boxes alike") if cfg["nms"] else ""
             raise ExportError(f"{e} ({path.name} was removed).{why}") from None
         checked = ", ".join(f"{list(s)}: {d:.2g}" for s, d in report.checks.items())
         LOGGER.info(f"Verified {path.name} against PyTorch, max |difference| per input shape: {checked}")
-    size = path.stat().st_size / 2**20
+    size = sum(f.stat().st_size for f in ([path] if path.is_file() else path.rglob("*"))) / 2**20
     LOGGER.info(f"Export complete: {path} ({size:.1f} MB)")
     return report

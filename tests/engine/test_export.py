@@ -203,3 +203,38 @@ def test_nms_export_refusals(tmp_path):
     with pytest.raises(Exception, match="a classifier has none"):
         export_model(signal_model("yolov8n-cls.yaml").model, {"format": "onnx", "imgsz": 64, "nms": True,
                                                               "project": str(tmp_path), "name": "r"})
+
+
+@pytest.mark.parametrize("cfg, task", [("yolov8n.yaml", "detect"), ("yolov8n-cls.yaml", "classify"),
+                                       ("yolov8n-seg.yaml", "segment")])
+def test_openvino_round_trip(tmp_path, cfg, task):
+    """format=openvino: an IR folder (xml, bin, metadata.json) checked against PyTorch at two input shapes."""
+    pytest.importorskip("openvino")
+    import openvino as ov
+
+    model = signal_model(cfg)
+    report = export_model(model.model, {"format": "openvino", "imgsz": 64, "dynamic": True, "project": str(tmp_path),
+                                        "name": "ov"})
+    assert report.path.parent == tmp_path / "ov" and report.path.name.endswith("_openvino_model")
+    stem = report.path.name.removesuffix("_openvino_model")
+    assert report.path.is_dir() and (report.path / f"{stem}.bin").is_file()
+    assert len(report.checks) == 2 and report.max_diff < 1e-3
+    assert json.loads((report.path / "metadata.json").read_text())["task"] == task
+    compiled = ov.Core().compile_model(str(report.path / f"{stem}.xml"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    x = real_batch(2, 96, 128)
+    with torch.no_grad():
+        refs = exporter.as_arrays(fuse(model.model).eval()(x))
+    res = compiled(x.numpy())
+    gots = [np.asarray(res[o]) for o in compiled.outputs]
+    assert len(gots) == len(refs)
+    check_close(refs[0], gots[0], task)
+
+
+def test_openvino_missing_is_a_clear_error(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
+    with pytest.raises(Exception, match="pip install openvino"):
+        export_model(signal_model("yolov8n.yaml").model, {"format": "openvino", "imgsz": 64, "project": str(tmp_path),
+                                                          "name": "x"})
