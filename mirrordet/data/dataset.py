@@ -14,7 +14,8 @@
 
 Training (augment=True): mosaic (probability ``mosaic``) or letterbox, then random affine
 (``degrees``, ``translate``, ``aug_scale``, ``shear``), mixup (probability ``mixup``: blended with another
-sample that went through the same steps, the boxes of both kept), HSV jitter, flips. Validation
+sample that went through the same steps, the boxes of both kept), optional Albumentations pixel transforms
+(``albumentations``), HSV jitter, flips. Validation
 (augment=False): resize the longer side to S, pad to S x S: deterministic.
 """
 
@@ -96,6 +97,11 @@ class DetectionDataset(Dataset):
         self.augment = bool(augment)
         hyp = hyp or {}
         self.hyp = {k: float(hyp.get(k, v)) for k, v in AUGMENT_DEFAULTS.items()}
+        self.pixel_extra = None  # optional Albumentations transforms (data/albumentations_hook.py)
+        if self.augment and hyp.get("albumentations"):
+            from mirrordet.data.albumentations_hook import build_albumentations
+
+            self.pixel_extra = build_albumentations()
         if names is None:
             nc = 1 + max((int(c) for r in self.records for c in r["cls"]), default=0)
             names = {i: str(i) for i in range(nc)}
@@ -291,6 +297,8 @@ class DetectionDataset(Dataset):
             r = rng.beta(32.0, 32.0)  # mixup ratio around 0.5 (Zhang et al. 2018)
             img = (img.astype(np.float32) * r + im_j.astype(np.float32) * (1 - r)).astype(np.uint8)
             boxes, cls = np.concatenate([boxes, b_j]), np.concatenate([cls, c_j])
+        if self.pixel_extra is not None:  # no draw without it: earlier runs stay bit-identical
+            img = self.pixel_extra(img, int(rng.integers(2**31)))
         img = hsv_jitter(img, hyp["hsv_h"], hyp["hsv_s"], hyp["hsv_v"], rng)
         if rng.random() < hyp["fliplr"]:
             img, boxes = flip_lr(img, boxes)

@@ -123,6 +123,8 @@ class SegmentationDataset(DetectionDataset):
             cls = np.concatenate([cls, cls_j])
         if hyp["copy_paste"] > 0 and rng.random() < hyp["copy_paste"]:
             img, mask, cls = self._copy_paste(img, mask, cls, rng)
+        if self.pixel_extra is not None:
+            img = self.pixel_extra(img, int(rng.integers(2**31)))
         img = hsv_jitter(img, hyp["hsv_h"], hyp["hsv_s"], hyp["hsv_v"], rng)
         none = np.zeros((0, 4), np.float32)
         if rng.random() < hyp["fliplr"]:

@@ -44,7 +44,7 @@ class SegmentationLoss(Loss):
             raise MirrordetError("the segmentation loss needs the batch's `masks` (a segment dataset)")
         maps, coef, proto = preds
         with torch.autocast(device_type=coef.device.type, enabled=False):
-            det, assigned = self.detection._compute([p.float() for p in maps], batch)
+            det, assigned = self.detection.score([p.float() for p in maps], batch)
             seg = self.mask_loss(coef.float(), proto.float(), batch["masks"].to(coef.device), assigned)
         bsz = coef.shape[0]
         return {self.names[0]: det[self.names[0]], "seg_loss": seg * self.gain * bsz,

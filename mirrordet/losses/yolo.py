@@ -131,12 +131,13 @@ class DetectionLoss(Loss):
             )
         device_type = preds[0].device.type
         with torch.autocast(device_type=device_type, enabled=False):
-            return self._compute([p.float() for p in preds], batch)[0]
+            return self.score([p.float() for p in preds], batch)[0]
 
-    def _compute(
+    def score(
         self, feats: list[torch.Tensor], batch: Mapping[str, torch.Tensor]
     ) -> tuple[dict[str, torch.Tensor], Assignment]:
-        """The weighted terms and the assignment they were computed with."""
+        """The weighted terms of float32 level maps and the assignment they were computed with (for losses that
+        score more per positive anchor, such as the segmentation loss)."""
         bsz = feats[0].shape[0]
         for i, f in enumerate(feats):
             if f.dim() != 4 or f.shape[1] != self.no:
