@@ -18,26 +18,24 @@ from typing import Callable, Mapping
 
 import numpy as np
 import torch
-from torch import nn
 
 from mirrordet.utils.errors import ConfigError, ExportError
 
 
-def export_openvino(net: nn.Module, sample: torch.Tensor, path: Path, meta: Mapping[str, str], opset: int,
-                    dynamic: bool) -> Callable[[torch.Tensor], list[np.ndarray]]:
-    """Write the IR folder ``path``; returns a runner ``x -> [outputs]`` of the written model."""
+def export_openvino(write_onnx: Callable[[Path], object], path: Path,
+                    meta: Mapping[str, str]) -> Callable[[torch.Tensor], list[np.ndarray]]:
+    """Write the IR folder ``path`` from the ONNX file that ``write_onnx(file)`` writes (the exporter's checked
+    graph); returns a runner ``x -> [outputs]`` of the written model."""
     if importlib.util.find_spec("openvino") is None:
         raise ConfigError("format=openvino needs the openvino package: pip install openvino "
                           "(and onnx: pip install 'mirrordet[export]')")
     import openvino as ov
 
-    from mirrordet.engine.exporter import write_onnx
-
     path.parent.mkdir(parents=True, exist_ok=True)
     stem = path.name.removesuffix("_openvino_model")
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
         onnx_file = Path(tmp) / f"{stem}.onnx"
-        write_onnx(net, sample, onnx_file, meta, opset, dynamic, simplify=False)
+        write_onnx(onnx_file)
         try:
             model = ov.convert_model(str(onnx_file))
         except Exception as e:  # converter failures come in many types; all mean the same to the user

@@ -328,7 +328,7 @@ def export_model(net: ModelGraph, overrides: Mapping[str, Any] | None = None,
     elif fmt == "openvino":
         from mirrordet.engine.export_openvino import export_openvino
 
-        run = export_openvino(net, sample, path, meta, cfg["opset"], cfg["dynamic"])
+        run = export_openvino(lambda f: write_onnx(net, sample, f, meta, cfg["opset"], cfg["dynamic"], False), path, meta)
     else:
         run = export_torchscript(net, sample, path, meta)
     if run is not None:
