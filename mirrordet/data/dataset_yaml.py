@@ -289,6 +289,7 @@ def load_dataset_yaml(name_or_path: str | Path) -> dict[str, Any]:
         "names": names,
         "nc": len(names),
         "task": task,
+        "task_stated": raw.get("task") is not None or synthetic is not None,  # else inferred (detect by default)
         "synthetic": synthetic,
         "defaults": defaults,
         "test": None,

@@ -130,6 +130,8 @@ def task_for(model: ModelGraph, data: Mapping[str, Any]) -> DetectTask | Classif
         raise ConfigError(f"{model.source}: the last layer ({type(model.head).__name__}) is not a head of a "
                           f"trainable task ({', '.join(TASKS)})")
     data_task = data.get("task", "detect")
+    if data_task == "detect" and model.task == "segment" and not data.get("task_stated", True):
+        data_task = "segment"  # a YOLO-format YAML without `task:` (as Ultralytics' coco8-seg.yaml): the model decides
     if data_task != model.task and (data_task, model.task) != ("segment", "detect"):
         raise DatasetError(f"{data.get('yaml_file')} is a {data_task} dataset but {Path(model.source).name} is a "
                            f"{model.task} model")

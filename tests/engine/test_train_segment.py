@@ -76,3 +76,16 @@ def test_compare_tabulates_mask_ap(seg_run, seg_yaml, tmp_path):
                  "name=c"]) == 0
     report = (tmp_path / "c" / "compare.md").read_text()
     assert "mask mAP50-95" in report and "yolo11n-seg" in report
+
+
+def test_a_yaml_without_task_trains_a_segmentation_model(seg_yaml, tmp_path):
+    """Ultralytics' coco8-seg.yaml carries no `task:`: with a -seg model, the polygons are read as outlines."""
+    from mirrordet.data.dataset_yaml import load_dataset_yaml
+
+    d = load_dataset_yaml(seg_yaml)
+    plain = tmp_path / "plain-seg.yaml"
+    plain.write_text(f"path: {d['path']}\ntrain: {d['train']}\nval: {d['val']}\nnames: [circle, square, triangle, star]\n")
+    assert main(["train", "model=yolov8n-seg.yaml", f"data={plain}", *TINY, "epochs=1", f"project={tmp_path}",
+                 "name=plain"]) == 0
+    with open(tmp_path / "plain" / "results.csv") as f:
+        assert "train/seg_loss" in next(csv.DictReader(f))
