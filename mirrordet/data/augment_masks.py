@@ -1,8 +1,8 @@
 """The geometric augmentations applied to an image and its instance-index map together.
 
 Each function moves the index map (int16 [H, W], data/segments.py) exactly as the image: the same
-letterbox, mosaic tiles, affine matrix and flips, with nearest-neighbour resampling and 0 (background)
-where the image gets padding. Boxes are read back from the map afterwards, so they need no transform.
+letterbox and affine matrix (the mosaic tiles are pasted by :func:`mirrordet.data.mosaic.mosaic_canvas` for
+both), with nearest-neighbour resampling and 0 (background) where the image gets padding. Boxes are read back from the map afterwards, so they need no transform.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 
 from mirrordet.data.augment_affine import affine_matrix
-from mirrordet.data.mosaic import Tile
 from mirrordet.data.transforms import PAD_VALUE, RatioPad
 
 
@@ -27,16 +26,6 @@ def letterbox_mask(mask: np.ndarray, ratio_pad: RatioPad, shape: tuple[int, int]
     top, left = int(ph), int(pw)
     out[top:top + h1, left:left + w1] = mask
     return out
-
-
-def mosaic_canvas(arrays: Sequence[np.ndarray], tiles: Sequence[Tile], size: int, fill: int) -> np.ndarray:
-    """Paste four arrays (images [h, w, 3] or index maps [h, w]) onto the 2s x 2s canvas at ``tiles``
-    (:func:`mirrordet.data.mosaic.mosaic_layout`), the rest ``fill``."""
-    first = arrays[0]
-    canvas = np.full((2 * size, 2 * size, *first.shape[2:]), fill, dtype=first.dtype)
-    for a, (x1a, y1a, x2a, y2a, x1b, y1b) in zip(arrays, tiles):
-        canvas[y1a:y2a, x1a:x2a] = a[y1b:y1b + (y2a - y1a), x1b:x1b + (x2a - x1a)]
-    return canvas
 
 
 def offset_ids(masks: Sequence[np.ndarray], counts: Sequence[int]) -> list[np.ndarray]:

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from mirrordet.data.augment_masks import letterbox_mask, mosaic_canvas, offset_ids, random_affine_pair
+from mirrordet.data.augment_masks import letterbox_mask, offset_ids, random_affine_pair
 from mirrordet.data.dataset import DetectionDataset
-from mirrordet.data.mosaic import mosaic_layout
+from mirrordet.data.mosaic import mosaic_canvas, mosaic_layout
 from mirrordet.data.segments import boxes_from_index_map, index_map, relabel
 from mirrordet.data.transforms import PAD_VALUE, RatioPad, compose_ratio_pad, flip_lr, flip_ud, hsv_jitter, letterbox
 from mirrordet.ops.boxes import xyxy2xywhn
@@ -89,9 +89,7 @@ class SegmentationDataset(DetectionDataset):
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Simple Copy-Paste (Ghiasi et al., 2021): each object of another augmented sample, with probability
         0.5, is pasted by its mask pixels on top of this sample (covering what lies under it)."""
-        j = int(rng.integers(0, len(self)))
-        im_j, _, gains_j, mask_j, cls_j = self.load_masked(j)
-        im_j, mask_j, cls_j, _ = self._geometric_masked(im_j, gains_j, mask_j, cls_j, rng)
+        im_j, mask_j, cls_j = self._augmented_other(rng)
         chosen = np.flatnonzero(rng.random(len(cls_j)) < 0.5)
         if chosen.size == 0:
             return img, mask, cls
@@ -103,6 +101,12 @@ class SegmentationDataset(DetectionDataset):
         img[where] = im_j[where]
         return img, np.where(where, pasted, mask), np.concatenate([cls, cls_j[chosen]])
 
+    def _augmented_other(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A random sample through the geometric steps (for mixup and copy-paste): (img, index map, cls)."""
+        img, _, gains, mask, cls = self.load_masked(int(rng.integers(0, len(self))))
+        img, mask, cls, _ = self._geometric_masked(img, gains, mask, cls, rng)
+        return img, mask, cls
+
     def _parts(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         img, _, _, mask, cls = self.load_masked(j)
         return img, mask, cls
@@ -113,9 +117,7 @@ class SegmentationDataset(DetectionDataset):
         hyp, rng = self.hyp, self.sample_rng(i)
         img, mask, cls, ratio_pad = self._geometric_masked(img, gains, mask, cls, rng)
         if hyp["mixup"] > 0 and rng.random() < hyp["mixup"]:
-            j = int(rng.integers(0, len(self)))
-            im_j, _, gains_j, mask_j, cls_j = self.load_masked(j)
-            im_j, mask_j, cls_j, _ = self._geometric_masked(im_j, gains_j, mask_j, cls_j, rng)
+            im_j, mask_j, cls_j = self._augmented_other(rng)
             r = rng.beta(32.0, 32.0)
             img = (img.astype(np.float32) * r + im_j.astype(np.float32) * (1 - r)).astype(np.uint8)
             # where both have an object the mixed-in one is on top (either is half visible)

@@ -39,6 +39,16 @@ def mosaic_layout(shapes: Sequence[tuple[int, int]], size: int, rng: np.random.G
     return tiles
 
 
+def mosaic_canvas(arrays: Sequence[np.ndarray], tiles: Sequence[Tile], size: int, fill: int) -> np.ndarray:
+    """Paste four arrays (images [h, w, 3] or index maps [h, w]) onto the 2s x 2s canvas at ``tiles``
+    (:func:`mosaic_layout`), the rest ``fill``."""
+    first = arrays[0]
+    canvas = np.full((2 * size, 2 * size, *first.shape[2:]), fill, dtype=first.dtype)
+    for a, (x1a, y1a, x2a, y2a, x1b, y1b) in zip(arrays, tiles):
+        canvas[y1a:y2a, x1a:x2a] = a[y1b:y1b + (y2a - y1a), x1b:x1b + (x2a - x1a)]
+    return canvas
+
+
 def mosaic4(
     images: Sequence[np.ndarray],
     boxes: Sequence[np.ndarray],
@@ -62,12 +72,10 @@ def mosaic4(
     if len(images) != 4:
         raise ValueError(f"mosaic4 needs 4 images, got {len(images)}")
     s2 = 2 * size
-    canvas = np.full((s2, s2, images[0].shape[2]), PAD_VALUE, dtype=np.uint8)
     out_b, out_c = [], []
     tiles = mosaic_layout([im.shape[:2] for im in images], size, rng)
-    for img, b, c, (x1a, y1a, x2a, y2a, x1b, y1b) in zip(images, boxes, classes, tiles):
-        tw, th = x2a - x1a, y2a - y1a
-        canvas[y1a:y2a, x1a:x2a] = img[y1b : y1b + th, x1b : x1b + tw]
+    canvas = mosaic_canvas(images, tiles, size, PAD_VALUE)
+    for b, c, (x1a, y1a, x2a, y2a, x1b, y1b) in zip(boxes, classes, tiles):
         dx, dy = x1a - x1b, y1a - y1b
         bb = np.asarray(b, np.float32).reshape(-1, 4) + np.array([dx, dy, dx, dy], np.float32)
         # clip to the tile (the cut-off part of the image is not on the canvas)

@@ -103,6 +103,12 @@ def mask_to_polygons(mask: np.ndarray, upscale: int = 4) -> Polygons:
     return [(c.reshape(-1, 2).astype(np.float32) + 0.5) / upscale for c in contours if len(c) >= 3]
 
 
+def largest_outline(mask: np.ndarray) -> np.ndarray | None:
+    """The outline (:func:`mask_to_polygons`) of the largest part of a binary mask [h, w], or None when empty."""
+    parts = mask_to_polygons(mask) if mask.any() else []
+    return max(parts, key=lambda p: polygons_area([p])) if parts else None
+
+
 def boxes_from_index_map(masks: np.ndarray, n: int, min_pixels: int = 4,
                          min_size: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
     """Boxes of the instances still visible in ``masks``.

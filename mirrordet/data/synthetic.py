@@ -39,7 +39,7 @@ from mirrordet.data.synthetic_draw import (
     shape_color_kind,
     shape_extent,
 )
-from mirrordet.data.segments import circle_polygon, mask_to_polygons, polygons_area
+from mirrordet.data.segments import circle_polygon, largest_outline
 from mirrordet.utils.errors import DatasetError
 from mirrordet.utils.log import LOGGER
 
@@ -144,8 +144,8 @@ def _polygon_rows(objects: list[tuple[int, np.ndarray, np.ndarray]], imgsz: int)
             visible &= ~later
         if not visible.any():
             continue
-        if not visible.sum() == full[k].sum():
-            outline = max(mask_to_polygons(visible), key=lambda p: polygons_area([p]))
+        if visible.sum() != full[k].sum():
+            outline = largest_outline(visible)
         xy = (np.asarray(outline, np.float64) / imgsz).clip(0, 1).reshape(-1)
         rows.append(f"{cls} " + " ".join(f"{v:.6f}" for v in xy))
     return rows

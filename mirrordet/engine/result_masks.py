@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mirrordet.data.segments import mask_to_polygons, polygons_area
+from mirrordet.data.segments import largest_outline
+from mirrordet.ops.masks import encode_rle
 
 
 class Masks:
@@ -32,11 +33,8 @@ class Masks:
     def xy(self) -> list[np.ndarray]:
         """Per mask the outline of its largest part, float32 [k, 2] (x, y) pixels; [0, 2] for an empty mask."""
         if self._xy is None:
-            out = []
-            for m in self.data.cpu().numpy():
-                parts = mask_to_polygons(m) if m.any() else []
-                out.append(max(parts, key=lambda p: polygons_area([p])) if parts else np.zeros((0, 2), np.float32))
-            self._xy = out
+            outlines = [largest_outline(m) for m in self.data.cpu().numpy()]
+            self._xy = [p if p is not None else np.zeros((0, 2), np.float32) for p in outlines]
         return self._xy
 
     @property
@@ -47,12 +45,7 @@ class Masks:
 
     def rle(self) -> list[dict[str, object]]:
         """COCO RLE of every mask (``{"size": [H, W], "counts": str}``), as pycocotools encodes it."""
-        from pycocotools import mask as mask_utils
-
-        if len(self) == 0:
-            return []
-        rles = mask_utils.encode(np.asfortranarray(self.data.permute(1, 2, 0).cpu().numpy().astype(np.uint8)))
-        return [{"size": [int(v) for v in r["size"]], "counts": r["counts"].decode("ascii")} for r in rles]
+        return encode_rle(self.data)
 
     def __repr__(self) -> str:
         return f"Masks(n={len(self)}, orig_shape={self.orig_shape})"

@@ -98,7 +98,7 @@ class DetectionValidator:
         self.save_dir = save_dir
         self.names = dataset.names
         self.index_of = {r["im_file"]: i for i, r in enumerate(dataset.records)}
-        self.gt = ground_truth_of(dataset)
+        self.gt = self.ground_truth()
 
     @torch.inference_mode()
     def __call__(self, model: ModelGraph, device: torch.device, half: bool = False, verbose: bool = True,
@@ -186,6 +186,10 @@ class DetectionValidator:
         return metrics
 
     # ---- what a task adds (the segment task: masks) ---------------------------------------------
+    def ground_truth(self) -> dict[str, Any]:
+        """The COCO ground truth the split is scored against (:func:`ground_truth_of`)."""
+        return ground_truth_of(self.dataset)
+
     def add_image(self, found: Detections, batch: Mapping[str, Any], si: int, entries: list[dict[str, Any]]) -> None:
         """Add to the COCO result ``entries`` of one image what this task predicts beyond boxes (nothing here).
 

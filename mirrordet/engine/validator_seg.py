@@ -18,7 +18,7 @@ from mirrordet.data.dataset_seg import SegmentationDataset
 from mirrordet.engine.validator import DetectionValidator, ExtraMetrics, ground_truth_of
 from mirrordet.metrics.coco_eval import evaluate_coco
 from mirrordet.ops.detections import Detections
-from mirrordet.ops.masks import scale_masks
+from mirrordet.ops.masks import encode_rle, scale_masks
 
 MASK_METRIC_KEYS = ("metrics/mAP50(M)", "metrics/mAP50-95(M)")
 
@@ -47,20 +47,17 @@ class SegmentationValidator(DetectionValidator):
     Args: as :class:`~mirrordet.engine.validator.DetectionValidator` (``dataset`` a SegmentationDataset).
     """
 
-    def __init__(self, dataset: SegmentationDataset, *args: Any, **kwargs: Any) -> None:
-        super().__init__(dataset, *args, **kwargs)
-        self.gt = segment_ground_truth(dataset)
+    def ground_truth(self) -> dict[str, Any]:
+        """The ground truth with outlines (:func:`segment_ground_truth`), for boxes and masks alike."""
+        return segment_ground_truth(self.dataset)
 
     def add_image(self, found: Detections, batch: Mapping[str, Any], si: int, entries: list[dict[str, Any]]) -> None:
         """Store each detection's mask, at the original image size, as COCO RLE in its result entry."""
-        from pycocotools import mask as mask_utils
-
         if not entries:
             return
         masks = scale_masks(found.masks.cpu(), batch["ratio_pad"][si], batch["ori_shape"][si])
-        rles = mask_utils.encode(np.asfortranarray(masks.permute(1, 2, 0).numpy().astype(np.uint8)))
-        for entry, rle in zip(entries, rles):
-            entry["segmentation"] = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+        for entry, rle in zip(entries, encode_rle(masks)):
+            entry["segmentation"] = rle
 
     def extra_metrics(self, dets: list[dict[str, Any]]) -> ExtraMetrics:
         """COCO ``segm`` AP of the masks: mAP50(M), mAP50-95(M), per-class mask APs and the 12-line summary."""

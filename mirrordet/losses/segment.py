@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from mirrordet.losses.base import Loss
 from mirrordet.losses.yolo import Assignment, DetectionLoss
-from mirrordet.ops.masks import crop_masks
+from mirrordet.ops.masks import crop_masks, instance_masks
 from mirrordet.utils.errors import MirrordetError
 
 
@@ -70,8 +70,7 @@ class SegmentationLoss(Loss):
             if not bool(pos.any()):
                 continue
             slots = assigned.gt_index[i][pos]  # [P]
-            ids = torch.arange(1, int(slots.max()) + 2, device=masks.device)
-            gt = (masks[i].long()[None] == ids[:, None, None]).float()  # [m, H, W]
+            gt = instance_masks(masks[i], int(slots.max()) + 1).float()  # [m, H, W]
             gt = F.interpolate(gt[None], size=(h, w), mode="area")[0][slots]  # [P, h, w] soft targets
             logits = (coef[i][:, pos].T @ proto[i].view(nm, -1)).view(-1, h, w)
             boxes = assigned.boxes[i][pos] * scale  # xyxy prototype pixels

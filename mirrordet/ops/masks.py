@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -48,3 +49,21 @@ def scale_masks(masks: torch.Tensor, ratio_pad: tuple[tuple[float, float], tuple
             part = torch.nn.functional.interpolate(part, size=(h0, w0), mode="bilinear", align_corners=False)
         out[i:i + chunk] = part[:, 0] > 0.5
     return out
+
+
+def instance_masks(index_map: torch.Tensor, n: int) -> torch.Tensor:
+    """The first ``n`` instances of an index map as binary masks: int [H, W] (k + 1 = instance k) -> bool
+    [n, H, W]."""
+    ids = torch.arange(1, n + 1, device=index_map.device)
+    return index_map.long()[None] == ids[:, None, None]
+
+
+def encode_rle(masks: torch.Tensor) -> list[dict[str, object]]:
+    """COCO RLE of binary masks bool [n, H, W] as pycocotools encodes them, JSON-ready:
+    ``{"size": [H, W], "counts": str}`` per mask."""
+    from pycocotools import mask as mask_utils
+
+    if masks.shape[0] == 0:
+        return []
+    rles = mask_utils.encode(np.asfortranarray(masks.permute(1, 2, 0).cpu().numpy().astype(np.uint8)))
+    return [{"size": [int(v) for v in r["size"]], "counts": r["counts"].decode("ascii")} for r in rles]

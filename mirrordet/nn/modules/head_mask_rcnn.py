@@ -22,6 +22,7 @@ from torchvision.ops import MultiScaleRoIAlign, roi_align
 from mirrordet.nn.modules.base import BuildContext
 from mirrordet.nn.modules.head_rcnn import RCNNHead
 from mirrordet.ops.detections import Detections
+from mirrordet.ops.masks import instance_masks
 from mirrordet.ops.nms import NMSSettings
 from mirrordet.registry import MODULES
 from mirrordet.utils.errors import ModelConfigError
@@ -91,8 +92,7 @@ class MaskRCNNHead(RCNNHead):
         """
         if gt_index.numel() == 0:
             return boxes.new_zeros(0, MASK_SIZE, MASK_SIZE)
-        ids = torch.arange(1, int(gt_index.max()) + 2, device=index_map.device)
-        gt = (index_map.long()[None] == ids[:, None, None]).float()[:, None]  # [G, 1, H, W]
+        gt = instance_masks(index_map, int(gt_index.max()) + 1).float()[:, None]  # [G, 1, H, W]
         rois = torch.cat([gt_index[:, None].to(boxes), boxes], 1)  # the "batch" column picks the ground truth
         return roi_align(gt, rois.float(), (MASK_SIZE, MASK_SIZE), 1.0)[:, 0]
 
