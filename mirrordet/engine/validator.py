@@ -29,6 +29,7 @@ from mirrordet.nn.graph import ModelGraph
 from mirrordet.ops.boxes import scale_boxes
 from mirrordet.ops.detections import Detections
 from mirrordet.ops.nms import NMSSettings
+from mirrordet.plotting.val_batch import MAX_IMAGES, PLOT_CONF
 from mirrordet.utils.files import atomic_write_text
 from mirrordet.utils.log import LOGGER
 
@@ -125,16 +126,15 @@ class DetectionValidator:
             t1 = time.perf_counter()
             preds = model(img)
             t2 = time.perf_counter()
-            # the head decodes its own output; every class whose score passes conf is kept (multi-label), as
-            # COCO evaluation expects
-            found = model.head.postprocess(preds, NMSSettings(self.conf, self.iou, self.max_det, multi_label=True))
-            out = [d.rows() for d in found]
-            t3 = time.perf_counter()
-            times += (t1 - t0, t2 - t1, t3 - t2)
-            first = (batch, out, found) if first is None and plots else first
-            for si, det in enumerate(out):
+            # the head decodes its own output, one image at a time (masks exist for one image at once); every class
+            # whose score passes conf is kept (multi-label), as COCO evaluation expects
+            nms = NMSSettings(self.conf, self.iou, self.max_det, multi_label=True)
+            shown: list[Detections] = []  # the first batch's drawn detections, for val_batch0.png
+            for si, found in enumerate(model.head.postprocess_each(preds, nms)):
+                det = found.rows().cpu().clone()
+                if first is None and plots and si < MAX_IMAGES:
+                    shown.append(found.select(found.scores >= PLOT_CONF).to("cpu"))
                 i = self.index_of[batch["im_file"][si]]
-                det = det.cpu().clone()
                 scale_boxes(det[:, :4], batch["resized_shape"][si], batch["ori_shape"][si], batch["ratio_pad"][si])
                 gt_cls, gt_boxes = self.dataset.ground_truth(i)
                 stats.update(det, gt_cls, gt_boxes)
@@ -143,15 +143,19 @@ class DetectionValidator:
                 confusion.update(det, gt_cls, gt_boxes)
                 entries = predictions_to_coco(self.dataset.image_id(i), det[:, :4].numpy(), det[:, 4].numpy(),
                                               det[:, 5].numpy().astype(np.int64), self.dataset.category_ids)
-                self.add_image(found[si], batch, si, entries)
+                self.add_image(found, batch, si, entries)
                 dets += entries
+            t3 = time.perf_counter()
+            times += (t1 - t0, t2 - t1, t3 - t2)
+            first = (batch, shown) if first is None and plots else first
         model.train(was_training)
         if first is not None and self.save_dir is not None:
             from mirrordet.plotting.val_batch import plot_val_batch
 
-            batch0, out0, found0 = first
-            masks0 = [d.masks.cpu() for d in found0] if found0 and found0[0].masks is not None else None
-            plot_val_batch(batch0, out0, self.names, self.save_dir / "val_batch0.png", pred_masks=masks0)
+            batch0, shown0 = first
+            masks0 = [d.masks for d in shown0] if shown0 and shown0[0].masks is not None else None
+            plot_val_batch(batch0, [d.rows() for d in shown0], self.names, self.save_dir / "val_batch0.png",
+                           conf=PLOT_CONF, pred_masks=masks0)
         n_img = max(len(self.dataset), 1)
         speed = dict(zip(("preprocess", "inference", "postprocess"), (1000 * times / n_img).tolist()))
 

@@ -20,13 +20,16 @@ the head reads; heads with stride-dependent state (anchors, bias priors) set it 
 Detection heads (:class:`DetectionHead`) turn their own eval output into one result type,
 :class:`Detections` per image, in :meth:`DetectionHead.postprocess`: the validator and the
 predictor never decode a head's output themselves. Segmentation heads are detection heads of task
-``"segment"`` whose Detections carry ``masks`` (bool [n, H, W] at the network input). Classification
+``"segment"`` whose Detections carry ``masks`` (bool [n, H, W] at the network input).
+:meth:`DetectionHead.postprocess_each` yields the same Detections one image at a time; heads whose
+per-image results are large (masks: 300 detections of a 640 input are 120 MB) override it so that
+only one image's masks exist at once, and the validator uses it. Classification
 heads return softmax probabilities [B, nc] in eval mode.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import torch
 from torch import nn
@@ -71,3 +74,7 @@ class DetectionHead(Head):
         ``nms.max_det`` kept, best first."""
         raise NotImplementedError
 
+    def postprocess_each(self, preds: Any, nms: NMSSettings) -> Iterator[Detections]:
+        """The Detections of :meth:`postprocess`, image by image, in batch order. Default: iterate its list;
+        heads with masks override it to decode one image's masks at a time (bounded memory)."""
+        yield from self.postprocess(preds, nms)

@@ -42,3 +42,9 @@ class Detections:
         pick = (lambda t: None if t is None else t[keep])
         return Detections(self.boxes[keep], self.scores[keep], self.labels[keep], pick(self.masks),
                           pick(self.keypoints))
+
+    def to(self, device: torch.device | str) -> "Detections":
+        """The same detections on ``device`` (masks and keypoints included)."""
+        move = (lambda t: None if t is None else t.to(device))
+        return Detections(self.boxes.to(device), self.scores.to(device), self.labels.to(device), move(self.masks),
+                          move(self.keypoints))

@@ -11,6 +11,7 @@ import numpy as np
 from mirrordet.plotting.figure import new_figure, save_figure
 
 MAX_IMAGES = 16
+PLOT_CONF = 0.25  # predictions below this score are not drawn
 MAX_BOXES_PER_IMAGE = 50
 GAP = 2  # pixels between tiles
 
@@ -70,7 +71,7 @@ def _tint(grid: np.ndarray, offsets: list[tuple[int, int]], masks: Sequence[np.n
 
 
 def plot_val_batch(batch: Mapping[str, Any], preds: Sequence[Any], names: Mapping[int, str] | Sequence[str],
-                   path: str | Path, conf: float = 0.25, max_images: int = MAX_IMAGES,
+                   path: str | Path, conf: float = PLOT_CONF, max_images: int = MAX_IMAGES,
                    pred_masks: Sequence[Any] | None = None) -> Path:
     """Draw up to ``max_images`` images of a batch twice: labelled boxes (left) and predictions (right).
 

@@ -112,7 +112,8 @@ def _validate(ds, tmp_path: Path, monkeypatch) -> tuple[dict, SegmentationValida
     validator = SegmentationValidator(ds, build_dataloader(ds, 2, 0, shuffle=False, seed=0), save_dir=tmp_path / "val")
     found = _fake_detections(validator.gt, ds, np.random.default_rng(1))
     served = iter([ds.image_id(i) for i in range(len(ds))])
-    monkeypatch.setattr(net.head, "postprocess", lambda preds, nms: [found[next(served)] for _ in range(len(preds[0]))])
+    # the validator reads a head's detections image by image (postprocess_each)
+    monkeypatch.setattr(net.head, "postprocess_each", lambda preds, nms: (found[next(served)] for _ in range(len(preds[0]))))
     return validator(net, torch.device("cpu"), verbose=False, plots=False), validator
 
 

@@ -91,6 +91,17 @@ def test_every_detection_head_returns_detections(name):
                                                and ys.max() < y2)
             else:
                 assert d.masks is None
+        each = list(model.head.postprocess_each(preds, nms))  # the validator's image-by-image reading
+        assert len(each) == len(dets)
+        for a, b in zip(each, dets):
+            assert torch.equal(a.rows(), b.rows())
+            assert (a.masks is None and b.masks is None) or torch.equal(a.masks, b.masks)
+
+
+def test_detections_to_moves_optional_fields():
+    d = Detections(torch.rand(2, 4), torch.rand(2), torch.tensor([0, 1]), masks=torch.ones(2, 3, 3, dtype=torch.bool))
+    moved = d.to("cpu")
+    assert torch.equal(moved.masks, d.masks) and moved.keypoints is None and torch.equal(moved.rows(), d.rows())
 
 
 def test_detections_select_keeps_optional_fields():

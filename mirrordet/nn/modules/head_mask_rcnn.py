@@ -12,7 +12,7 @@ each box's 28x28 mask into the image (``paste_masks_in_image``) and thresholds i
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -105,21 +105,28 @@ class MaskRCNNHead(RCNNHead):
 
     def postprocess(self, preds: tuple[torch.Tensor, list[torch.Tensor]], nms: NMSSettings) -> list[Detections]:
         """RCNNHead's detections of the eval output, each with its mask: bool [n, H, W] at the network input."""
+        return list(self.postprocess_each(preds, nms))
+
+    def postprocess_each(self, preds: tuple[torch.Tensor, list[torch.Tensor]],
+                         nms: NMSSettings) -> Iterator[Detections]:
+        """:meth:`postprocess` one image at a time: the mask branch runs on an image's boxes when it is reached,
+        ``chunk`` boxes at a time (bounds the RoI features and the pasted float masks)."""
         boxes_scores, feats = preds
-        dets = super().postprocess(boxes_scores, nms)
         hw = self.image_hw(feats)
-        with torch.no_grad():
-            logits = self.mask_logits(feats, [d.boxes for d in dets]) if sum(len(d) for d in dets) else None
-        start = 0
-        for d in dets:
-            n = len(d)
-            d.masks = torch.zeros((n, *hw), dtype=torch.bool, device=d.boxes.device)
-            for k in range(0, n, 32):  # pasted 32 at a time: bounds the float memory
-                part = logits[start + k:start + min(k + 32, n)]
-                probs = part[torch.arange(len(part)), d.labels[k:k + 32] + 1].float().sigmoid()[:, None]
-                d.masks[k:k + 32] = paste_masks_in_image(probs, d.boxes[k:k + 32].float(), hw, padding=1)[:, 0] > 0.5
-            start += n
-        return dets
+        for i, d in enumerate(super().postprocess(boxes_scores, nms)):
+            masks = torch.zeros((len(d), *hw), dtype=torch.bool, device=d.boxes.device)
+            image_feats = [f[i:i + 1] for f in feats]
+            for k in range(0, len(d), self.mask_chunk):
+                boxes = d.boxes[k:k + self.mask_chunk]
+                with torch.no_grad():
+                    logits = self.mask_logits(image_feats, [boxes])
+                probs = logits[torch.arange(len(boxes)), d.labels[k:k + self.mask_chunk] + 1].float().sigmoid()
+                pasted = paste_masks_in_image(probs[:, None], boxes.float(), hw, padding=1)
+                masks[k:k + self.mask_chunk] = pasted[:, 0] > 0.5
+            # a new object: the box list keeps its own, so the masks go when the caller drops this one
+            yield Detections(d.boxes, d.scores, d.labels, masks)
+
+    mask_chunk: int = 64  # boxes per mask-branch call in eval
 
     arg_spec: tuple = (*RCNNHead.arg_spec, ("mask_dim", (int, type(None))))
 

@@ -9,6 +9,8 @@ predicts ``nm`` coefficients beside its box and classes. An instance's mask is
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -93,13 +95,15 @@ class Segment(Detect):
     def postprocess(self, preds: tuple[torch.Tensor, torch.Tensor], nms: NMSSettings) -> list[Detections]:
         """Eval output -> per image :class:`Detections` whose ``masks`` are bool [n, H, W] at the network input
         (mask probability > 0.5, nothing outside the box)."""
+        return list(self.postprocess_each(preds, nms))
+
+    def postprocess_each(self, preds: tuple[torch.Tensor, torch.Tensor], nms: NMSSettings) -> Iterator[Detections]:
+        """:meth:`postprocess` one image at a time: each image's masks are decoded when it is reached."""
         det, proto = preds
         det, proto = det.float(), proto.float()
-        out = []
         for (d, anchor), coef, p in zip(dense_nms_indexed(det[:, : 4 + self.nc], nms), det[:, 4 + self.nc:], proto):
-            d.masks = self.masks_for(coef[:, anchor].T, p, d.boxes, self.input_hw(p))
-            out.append(d)
-        return out
+            # a new object: the NMS list keeps its own, so the masks go when the caller drops this one
+            yield Detections(d.boxes, d.scores, d.labels, self.masks_for(coef[:, anchor].T, p, d.boxes, self.input_hw(p)))
 
     def input_hw(self, proto: torch.Tensor) -> tuple[int, int]:
         """(H, W) of the network input: the prototypes sit at half the first level's stride."""
