@@ -20,8 +20,9 @@ class Model:
     """A model plus the modes that act on it.
 
     Args:
-        model: a model YAML (path or bundled name, e.g. ``"yolov8n-mirror.yaml"``) or a ``.pt``
-            checkpoint written by mirrordet.
+        model: a model YAML (path or bundled name, e.g. ``"yolov8n-mirror.yaml"``), a ``.pt``
+            checkpoint written by mirrordet (or an Ultralytics one, converted in memory), or an exported file
+            (``.onnx``, ``.torchscript``, ``*_openvino_model``) to predict and validate with.
         nc: class count override when building from YAML.
         scale: scale letter override when building from YAML.
     """
@@ -37,8 +38,11 @@ class Model:
 
     @property
     def train_args(self) -> dict[str, Any]:
-        """The settings the checkpoint was trained with ({} for a model built from YAML)."""
-        return self.ckpt.train_args if self.ckpt is not None else {}
+        """The settings the checkpoint was trained with ({} for a model built from YAML; imgsz and data for an
+        exported file)."""
+        from mirrordet.engine.modes import trained_with
+
+        return trained_with(self.model, self.ckpt) or {}
 
     @property
     def task(self) -> str:
@@ -53,6 +57,7 @@ class Model:
 
     def info(self, imgsz: int = 640, verbose: bool = True, detailed: bool = True) -> ModelSummary:
         """Print the layer table and totals (parameters, gradients, GFLOPs at ``imgsz``, strides)."""
+        self._needs_weights("info")
         summary = summarize(self.model, imgsz)
         if verbose:
             setup_logging()
@@ -71,6 +76,7 @@ class Model:
         ``self.run_dir`` (its ``weights/best.pt`` is the model to validate or predict with)."""
         from mirrordet.engine.trainer import Trainer
 
+        self._needs_weights("train")
         trainer = Trainer({**overrides, "model": self.source}, model=self.model if self.ckpt is None else None,
                           callbacks=self.callbacks)
         self.run_dir = Path(trainer.save_dir)
@@ -99,4 +105,14 @@ class Model:
         """Export to ``format`` (torchscript | onnx), checked against PyTorch; returns the file's path."""
         from mirrordet.engine.exporter import export_model
 
+        self._needs_weights("export")
         return export_model(self.model, overrides, train_args=self.train_args, source=self.source).path
+
+    def _needs_weights(self, mode: str) -> None:
+        """Refuse ``mode`` on an exported file (its runtime can only run it)."""
+        from mirrordet.engine.exported_model import ExportedNetwork
+        from mirrordet.utils.errors import ConfigError
+
+        if isinstance(self.model, ExportedNetwork):
+            raise ConfigError(f"{self.source} is an exported model: {mode} needs the .pt checkpoint it was exported "
+                              "from (exported files run predict and val)")

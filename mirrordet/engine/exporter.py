@@ -101,11 +101,20 @@ def as_arrays(out: Any) -> list[np.ndarray]:
     return [o.float().cpu().numpy() if isinstance(o, torch.Tensor) else np.asarray(o, np.float32) for o in outs]
 
 
-def _metadata(net: nn.Module, imgsz: int, batch: int, dynamic: bool, source: str) -> dict[str, str]:
-    return {"producer": f"mirrordet {__version__}", "task": str(net.task), "source": source,
+def _metadata(net: ModelGraph, imgsz: int, batch: int, dynamic: bool, source: str,
+              train_args: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """What a runtime needs besides the graph: task, names, strides, input shape, and the model YAML (with nc and
+    scale) from which ``predict`` / ``val`` rebuild the head that decodes the output
+    (:mod:`mirrordet.engine.exported_model`); the dataset the model was trained on, when known."""
+    meta = {"producer": f"mirrordet {__version__}", "task": str(net.task), "source": source,
             "names": json.dumps({int(k): str(v) for k, v in net.names.items()}),
             "stride": json.dumps([float(s) for s in net.stride.tolist()]), "imgsz": str(imgsz),
-            "batch": str(batch), "dynamic": str(bool(dynamic))}
+            "batch": str(batch), "dynamic": str(bool(dynamic)), "model_yaml": net.yaml_text, "nc": str(net.nc),
+            "scale": str(net.scale or "")}
+    data = (train_args or {}).get("data")
+    if isinstance(data, str) and data:
+        meta["data"] = data
+    return meta
 
 
 @contextlib.contextmanager
@@ -312,7 +321,7 @@ def export_model(net: ModelGraph, overrides: Mapping[str, Any] | None = None,
     else:
         out_dir = run_dir(graph.task, "export", cfg["project"], cfg["name"], cfg["exist_ok"])
     path = out_dir / f"{src.stem}{FORMATS[fmt]}"
-    meta = _metadata(graph, imgsz, cfg["batch"], cfg["dynamic"], source)
+    meta = _metadata(graph, imgsz, cfg["batch"], cfg["dynamic"], source, train_args)
     if cfg["nms"]:
         meta["nms"] = json.dumps({"conf": net.conf, "iou": net.iou, "max_det": net.max_det, "agnostic": net.agnostic,
                                   "output": "[B, max_det, 6] x1 y1 x2 y2 score class"})

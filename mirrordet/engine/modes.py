@@ -14,6 +14,7 @@ from typing import Any, Iterator, Mapping
 
 from mirrordet.cfg import get_cfg
 from mirrordet.engine.checkpoint_format import Checkpoint
+from mirrordet.engine.exported_model import ExportedNetwork
 from mirrordet.engine.inference import InferenceRunner, prepare_model, weights_stamp
 from mirrordet.engine.predictor import Predictor
 from mirrordet.engine.results import Result
@@ -48,24 +49,35 @@ def open_for_mode(overrides: Mapping[str, Any], mode: str) -> tuple[ModelGraph, 
         raise ConfigError("mirrordet val needs the trained weights to validate: pass model=path/to/best.pt "
                           "(e.g. model=runs/detect/train/train/weights/best.pt)")
     net, ckpt, name = load_network(overrides)
-    if ckpt is None:
+    if isinstance(net, ExportedNetwork):
+        if mode not in ("val", "predict"):
+            raise ConfigError(f"model={name} is an exported model: {mode} needs the .pt checkpoint it was exported "
+                              "from (exported files run predict and val)")
+    elif ckpt is None:
         LOGGER.warning(f"WARNING: model={name} is a model YAML, so {mode} runs a randomly initialized network "
                        "(mirrordet never downloads weights): its outputs are noise. Pass a trained checkpoint "
                        "(model=.../best.pt) or train one first")
     return net, ckpt, name
 
 
+def trained_with(net: ModelGraph | ExportedNetwork, ckpt: Checkpoint | None) -> dict[str, Any] | None:
+    """The settings ``net`` was trained with, as far as known: its checkpoint's, or what an exported file
+    stores (imgsz, data); None for a freshly built network."""
+    if isinstance(net, ExportedNetwork):
+        return dict(net.train_args)
+    return ckpt.train_args if ckpt is not None else None
+
+
 def val_mode(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """`mirrordet val`: the named network validated on ``data``'s ``split``; returns the metrics."""
     net, ckpt, _ = open_for_mode(overrides, "val")
-    return validate_model(net, overrides, ckpt.train_args if ckpt is not None else None)
+    return validate_model(net, overrides, trained_with(net, ckpt))
 
 
 def predict_mode(overrides: Mapping[str, Any]) -> None:
     """`mirrordet predict`: the named network over ``source``, results streamed to the run folder."""
     net, ckpt, _ = open_for_mode(overrides, "predict")
-    for _ in predict_model(net, overrides=overrides, stream=True, cli=True,
-                           train_args=ckpt.train_args if ckpt is not None else None):
+    for _ in predict_model(net, overrides=overrides, stream=True, cli=True, train_args=trained_with(net, ckpt)):
         pass
 
 
@@ -109,6 +121,9 @@ def validate_model(net: ModelGraph, overrides: Mapping[str, Any],
     if overrides.get("data") is None and isinstance(trained_on, str) and trained_on:
         LOGGER.info(f"data= not given: validating on {trained_on}, the dataset the model was trained on")
         overrides = {**overrides, "data": trained_on}
+    exported = isinstance(net, ExportedNetwork)
+    if exported:
+        overrides = exported_settings(net, overrides, "val")
     cfg, data = resolve_settings(overrides)
     task = task_for(net, data)
     check_classes(net.nc, data)
@@ -120,7 +135,8 @@ def validate_model(net: ModelGraph, overrides: Mapping[str, Any],
     save_dir = run_dir(net.task, "val", cfg["project"], cfg["name"], cfg["exist_ok"])
     validator = task.validator(dataset, loader, cfg, save_dir, conf=0.001 if cfg["conf"] is None else cfg["conf"])
     half = cfg["half"] and device.type == "cuda"
-    net = prepare_model(net, device, half, fast=True)  # a fused, channels-last copy: the user's model is untouched
+    if not exported:
+        net = prepare_model(net, device, half, fast=True)  # a fused, channels-last copy: the user's model is untouched
     metrics = validator(net, device, half=half, verbose=cfg["verbose"], plots=cfg["plots"], save_json=cfg["save_json"],
                         channels_last=True)
     LOGGER.info(f"Results saved to {save_dir}")
@@ -153,6 +169,8 @@ def predict_model(net: ModelGraph, source: Any = None, overrides: Mapping[str, A
     overrides.pop("source", None)
     if source is None or (isinstance(source, str) and not source.strip()):
         raise ConfigError("predict needs a source: source=image.jpg, a folder, a glob, a video or a .txt list")
+    if isinstance(net, ExportedNetwork):
+        overrides = exported_settings(net, overrides, "predict")
     cfg = mode_settings("predict", overrides, train_args, cli=cli)
     save = cli if cfg.get("save") is None else bool(cfg["save"])
     task = net.task
@@ -161,8 +179,25 @@ def predict_model(net: ModelGraph, source: Any = None, overrides: Mapping[str, A
     if save or cfg["save_txt"] or cfg["save_json"]:
         def save_dir() -> Path:
             return run_dir(task, "predict", cfg["project"], cfg["name"], cfg["exist_ok"])
-    predictor = Predictor(net, cfg, save_dir, save, runner=_cached_runner(net, cfg, {} if cache is None else cache))
+    runner = None if isinstance(net, ExportedNetwork) else _cached_runner(net, cfg, {} if cache is None else cache)
+    predictor = Predictor(net, cfg, save_dir, save, runner=runner)
     return predictor.run(items, source, stream=stream)
+
+
+def exported_settings(net: ExportedNetwork, overrides: Mapping[str, Any], mode: str) -> dict[str, Any]:
+    """The settings of ``mode`` on an exported file: a fixed-shape file runs at its export size only (a different
+    ``imgsz`` is replaced, with a warning; ``rect`` batches are refused)."""
+    out = dict(overrides)
+    if net.dynamic:
+        return out
+    if out.get("imgsz") not in (None, net.imgsz):
+        LOGGER.warning(f"WARNING: {net.path.name} takes {net.imgsz}x{net.imgsz} inputs only (exported with "
+                       f"dynamic=False); running {mode} at imgsz={net.imgsz} instead of {out['imgsz']}")
+    out["imgsz"] = net.imgsz
+    if mode == "val" and out.get("rect"):
+        raise ConfigError(f"rect=True batches have varying shapes; {net.path.name} takes one shape (export with "
+                          "dynamic=True to validate with rect=True)")
+    return out
 
 
 def _cached_runner(net: ModelGraph, cfg: Mapping[str, Any], cache: dict[str, Any]) -> InferenceRunner:

@@ -34,6 +34,7 @@ __all__ = [
     "optimizer_momentum",
     "fused_adam_supported",
     "build_lr_lambda",
+    "warmup_iterations",
     "warmup_step",
 ]
 
@@ -201,6 +202,15 @@ def build_lr_lambda(epochs: int, lrf: float, cos: bool = False) -> Callable[[int
         return (1.0 - x / epochs_f) * (1.0 - lrf) + lrf
 
     return linear
+
+
+def warmup_iterations(warmup_epochs: float, nb: int, epochs: int) -> int:
+    """Warmup length in iterations: ``warmup_epochs`` of ``nb`` batches, at least 100 (as the YOLO recipe), but
+    never more than a third of the ``epochs * nb`` planned iterations, so that a short run (few epochs, or a
+    ``time=`` budget) is not spent warming up. -1 (no warmup) when ``warmup_epochs <= 0``."""
+    if warmup_epochs <= 0:
+        return -1
+    return max(1, min(max(round(warmup_epochs * nb), 100), epochs * nb // 3))
 
 
 def warmup_step(

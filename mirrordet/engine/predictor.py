@@ -92,7 +92,13 @@ class Predictor:
         self.save_txt, self.save_conf = bool(cfg.get("save_txt", False)), bool(cfg.get("save_conf", False))
         self.save_json, self.verbose = bool(cfg.get("save_json", False)), bool(cfg.get("verbose", True))
         self._save_dir, self.save = save_dir, bool(save)
-        self.runner = runner or InferenceRunner(prepare_model(model, self.device, self.half, fast=True))
+        from mirrordet.engine.exported_model import ExportedNetwork
+
+        if isinstance(model, ExportedNetwork):  # the file's runtime runs it; a fixed-shape file takes its square size
+            self.runner, self.head, self.pad_multiple = model, model.head, model.input_multiple
+        else:
+            self.runner = runner or InferenceRunner(prepare_model(model, self.device, self.half, fast=True))
+            self.head, self.pad_multiple = self.runner.net.head, self.stride
         self.speed: dict[str, float] = {}
 
     @property
@@ -113,7 +119,7 @@ class Predictor:
             crops = [center_crop(im, self.imgsz) for im in images]
             shaped = [(c, None) for c in crops]
         else:
-            shaped = [letterbox_rect(im, self.imgsz, self.stride) for im in images]
+            shaped = [letterbox_rect(im, self.imgsz, self.pad_multiple) for im in images]
         groups: dict[tuple[int, int], list[int]] = {}
         for i, (im, _) in enumerate(shaped):
             groups.setdefault(im.shape[:2], []).append(i)
@@ -174,7 +180,7 @@ class Predictor:
         """
         nms = NMSSettings(self.conf, self.iou, self.max_det, None if self.classes is None else tuple(self.classes),
                           self.agnostic, multi_label=False)
-        return self.runner.net.head.postprocess(preds, nms)
+        return self.head.postprocess(preds, nms)
 
     def _check_output(self, preds: Any) -> None:
         """A classifier's eval output must be [B, nc] probabilities."""
@@ -248,8 +254,8 @@ class Predictor:
             return self.imgsz, self.imgsz
         h0, w0 = img.shape[:2]
         r = min(self.imgsz / h0, self.imgsz / w0)
-        return (stride_multiple(min(self.imgsz, max(1, round(h0 * r))), self.stride),
-                stride_multiple(min(self.imgsz, max(1, round(w0 * r))), self.stride))
+        return (stride_multiple(min(self.imgsz, max(1, round(h0 * r))), self.pad_multiple),
+                stride_multiple(min(self.imgsz, max(1, round(w0 * r))), self.pad_multiple))
 
 
 def _batched(frames: Iterator[Frame], n: int) -> Iterator[list[Frame]]:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from mirrordet.engine.optim import build_lr_lambda
+from mirrordet.engine.optim import build_lr_lambda, warmup_iterations
 from mirrordet.losses.base import Loss
 
 
@@ -70,17 +70,28 @@ class EpochPlan:
         self.epochs, self.lrf, self.cos_lr = int(epochs), float(lrf), bool(cos_lr)
         self.lr_lambda: Callable[[int], float] = build_lr_lambda(self.epochs, self.lrf, self.cos_lr)
         self.warmup_iters = -1  # iterations of warmup (-1: none); set once the loader's length is known
+        self.warmup_epochs, self.nb = 0.0, 0
+
+    def set_warmup(self, warmup_epochs: float, nb: int) -> None:
+        """Plan the warmup for ``nb`` batches per epoch (:func:`warmup_iterations` of the planned epochs)."""
+        self.warmup_epochs, self.nb = float(warmup_epochs), int(nb)
+        self.warmup_iters = warmup_iterations(self.warmup_epochs, self.nb, self.epochs)
 
     def refit(self, total: int, done: int, optimizer: torch.optim.Optimizer,
               scheduler: torch.optim.lr_scheduler.LambdaLR) -> bool:
         """Train ``total`` epochs in all (``done`` are finished); returns whether the plan changed.
 
         When epochs remain, the schedule is rebuilt to end at the new last epoch and the LR of the
-        next epoch is set from it.
+        next epoch is set from it. A warmup still running is shortened to a third of the new plan (ending at
+        the next iteration at the latest); it never grows, and a finished warmup never restarts.
         """
         if total == self.epochs:
             return False
         self.epochs = int(total)
+        start_next = done * self.nb
+        if self.warmup_iters > start_next:
+            self.warmup_iters = max(min(self.warmup_iters, warmup_iterations(self.warmup_epochs, self.nb, total)),
+                                    start_next)
         if total > done:
             self.lr_lambda = build_lr_lambda(self.epochs, self.lrf, self.cos_lr)
             scheduler.lr_lambdas = [self.lr_lambda] * len(optimizer.param_groups)

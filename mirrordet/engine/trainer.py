@@ -37,6 +37,7 @@ from mirrordet.engine.run_dir import resume_run_dir, run_dir
 from mirrordet.engine.setup import check_classes, check_imgsz, resolve_settings
 from mirrordet.engine.tasks import criterion, plot_training_labels, task_for
 from mirrordet.engine.train_state import EpochPlan, LoopState, RunParts
+from mirrordet.engine.exported_model import is_exported
 from mirrordet.engine.weights import load_matching, load_weights, rebuild_network, transfer_weights
 from mirrordet.nn.graph import ModelGraph, build_model
 from mirrordet.utils.errors import CheckpointError, ConfigError, MirrordetError
@@ -111,6 +112,9 @@ class Trainer:
             net = model
             if net.nc != nc:
                 net = build_model(model.source, nc=nc, scale=cfg["scale"] or net.scale, names=self.names)
+        elif is_exported(cfg["model"]):
+            raise ConfigError(f"model={cfg['model']} is an exported model: train needs the .pt checkpoint it was "
+                              "exported from (exported files run predict and val)")
         elif str(cfg["model"]).endswith(".pt"):
             net = transfer_weights(cfg["model"], nc, self.names)  # fine-tune: same architecture, new classes if needed
         else:
@@ -216,7 +220,7 @@ class Trainer:
             LOGGER.info(f"{self.save_dir} already finished {epochs} epochs; nothing to resume")
             return {}
         nb = len(self.parts.train_loader)
-        self.plan.warmup_iters = max(round(cfg["warmup_epochs"] * nb), 100) if cfg["warmup_epochs"] > 0 else -1
+        self.plan.set_warmup(cfg["warmup_epochs"], nb)
         ddp = f", DDP x{self.dist.world_size} ({self.parts.batch}/rank)" if self.dist.enabled else ""
         LOGGER.info(f"Training {Path(str(cfg['model'])).name} on {self.data.get('yaml_file')} for {epochs} epochs: "
                     f"imgsz {self.imgsz}, batch {cfg['batch']} (accumulate {self.state.accumulate}){ddp}, "

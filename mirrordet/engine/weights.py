@@ -94,8 +94,14 @@ def missing_weights_message(model: str | Path) -> str:
 def open_network(model: str | Path, nc: int | None = None, scale: str | None = None
                  ) -> tuple[ModelGraph, Checkpoint | None]:
     """The network ``model`` names: a mirrordet ``.pt`` checkpoint (with its weights; ``nc`` and
-    ``scale`` are the checkpoint's) or a model YAML, a path or a bundled name (freshly initialized,
-    built for ``nc`` classes at ``scale``). Returns (network, checkpoint or None)."""
+    ``scale`` are the checkpoint's), an exported file (``.onnx``, ``.torchscript``, ``*_openvino_model``: an
+    :class:`~mirrordet.engine.exported_model.ExportedNetwork`, for predict and val) or a model YAML, a path or a
+    bundled name (freshly initialized, built for ``nc`` classes at ``scale``). Returns (network, checkpoint or
+    None)."""
+    from mirrordet.engine.exported_model import ExportedNetwork, is_exported
+
+    if is_exported(model):
+        return ExportedNetwork(model), None  # type: ignore[return-value]
     if Path(str(model)).suffix == ".pt":
         if not Path(str(model)).is_file():
             raise CheckpointError(missing_weights_message(model))

@@ -194,3 +194,32 @@ def test_fused_step_matches_the_reference_loop(name):
 def _group_names(net: nn.Module, opt: torch.optim.Optimizer) -> list[list[str]]:
     names = {id(p): n for n, p in net.named_parameters()}
     return [[names[id(p)] for p in g["params"]] for g in opt.param_groups]
+
+
+@pytest.mark.parametrize("warmup_epochs, nb, epochs, expected", [
+    (3.0, 25, 30, 100),  # the YOLO recipe's floor of 100 iterations
+    (3.0, 100, 30, 300),  # 3 epochs of 100 batches
+    (3.0, 25, 6, 50),  # a 6-epoch run: at most a third of its 150 iterations
+    (3.0, 2, 1, 1),  # never below one iteration
+    (0.0, 25, 30, -1),  # no warmup
+])
+def test_warmup_iterations_never_exceed_a_third_of_the_run(warmup_epochs, nb, epochs, expected):
+    from mirrordet.engine.optim import warmup_iterations
+
+    assert warmup_iterations(warmup_epochs, nb, epochs) == expected
+
+
+def test_refit_shortens_a_running_warmup_and_never_restarts_one():
+    from mirrordet.engine.train_state import EpochPlan
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda=lambda e: 1.0)
+    plan = EpochPlan(30, 0.01, False)
+    plan.set_warmup(3.0, 25)
+    assert plan.warmup_iters == 100
+    plan.refit(6, 1, opt, sched)  # time= re-fit after epoch 1: 150 iterations in all
+    assert plan.warmup_iters == 50
+    plan.refit(3, 2, opt, sched)  # a third of 75 iterations is behind: the warmup ends with the next iteration
+    assert plan.warmup_iters == 50
+    plan.refit(60, 2, opt, sched)  # a longer plan never lengthens or restarts it
+    assert plan.warmup_iters == 50
