@@ -7,7 +7,8 @@ every round, each tool predicts the same 1080x810 image ``--per-round`` times th
 Python API (``Model(...).predict(img)`` / ``YOLO(...).predict(img)``), so all tools see the same
 machine load. mirrordet's predictor runs a frozen TorchScript trace of the fused model once an
 input shape has recurred (see mirrordet/engine/inference.py); ``NAME:eager`` in ``--models``
-measures the eager fused model instead. Reported: the median (and 10th / 90th percentiles) of
+measures the eager fused model instead, and ``NAME:onnx`` the model exported to ONNX (dynamic shape, so the
+same 640x480 letterbox) and predicted through ``Model("file.onnx")`` (onnxruntime backend). Reported: the median (and 10th / 90th percentiles) of
 the wall-clock time of those calls after warm-up, the median CPU time of the same calls (less
 sensitive to other load on a shared machine), the median per-stage times each tool reports
 itself, and the ratio of each median to Ultralytics' median in the same run.
@@ -136,6 +137,16 @@ class Child:
         self.proc.wait(timeout=60)
 
 
+def exported(model: str, tmp: str, imgsz: int) -> str:
+    """``NAME:onnx`` -> the path of NAME exported to ONNX (dynamic shape) in ``tmp``; other names unchanged."""
+    if not model.endswith(":onnx"):
+        return model
+    from mirrordet import Model
+
+    return str(Model(model.removesuffix(":onnx")).export(format="onnx", imgsz=imgsz, dynamic=True, project=tmp,
+                                                         name="onnx"))
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
@@ -149,12 +160,14 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=30, help="untimed calls first (mirrordet traces after 16)")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads in every child")
     ap.add_argument("--models", default="yolov8n.yaml,yolov8n-mirror.yaml,yolov8n.yaml:eager",
-                    help="mirrordet models; NAME:eager keeps the eager module (no frozen trace)")
+                    help="mirrordet models; NAME:eager keeps the eager module (no frozen trace); NAME:onnx predicts "
+                         "with its ONNX export (onnxruntime)")
     ap.add_argument("--ultralytics-python", default=None)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         image = make_image(Path(tmp) / "bench.jpg")
-        children = [Child("mirrordet", m, sys.executable, MIRRORDET_CHILD, image, args) for m in args.models.split(",")]
+        children = [Child("mirrordet", exported(m, tmp, args.imgsz), sys.executable, MIRRORDET_CHILD, image, args)
+                    for m in args.models.split(",")]
         if args.ultralytics_python:
             children.append(Child("ultralytics", "yolov8n.yaml", args.ultralytics_python, ULTRALYTICS_CHILD, image,
                                   args))
@@ -181,6 +194,7 @@ def main() -> None:
         st = [statistics.median(s[k] for s in c.stages) for k in range(3)]
         ratio = (f"{med / statistics.median(ref.wall):.2f} / {cpu / statistics.median(ref.cpu):.2f}" if ref else "-")
         name = Path(c.model.removesuffix(":eager")).stem + (" (eager)" if c.model.endswith(":eager") else "")
+        name = name + " (onnx, onnxruntime)" if c.model.endswith(".onnx") else name
         print(f"| {c.tool} | {name} | {med:.1f} | {pct(c.wall, 0.1):.1f} | {pct(c.wall, 0.9):.1f} | "
               f"{cpu:.1f} | {st[0]:.1f} | {st[1]:.1f} | {st[2]:.1f} | {ratio} |")
 

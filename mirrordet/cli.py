@@ -24,6 +24,8 @@ modes:
   info    layer table, GFLOPs     mirrordet info model=yolov8n-mirror.yaml imgsz=640
   predict run a model on images   mirrordet predict model=best.pt source=images/ (files, folders, globs, videos, .txt)
   export  TorchScript / ONNX      mirrordet export model=best.pt format=onnx dynamic=True
+  benchmark  the checkpoint and its exports (TorchScript, ONNX, OpenVINO) validated and timed side by side
+          mirrordet benchmark model=best.pt data=coco.yaml
   convert another tool's .pt (Ultralytics) into a mirrordet checkpoint, running nothing from it
           mirrordet convert model=yolov8n.pt    (writes yolov8n-mirrordet.pt beside it)
   compare train models with the same settings and seeds; tables and plots
@@ -114,6 +116,13 @@ def _mode_export(overrides: dict[str, Any]) -> int:
     return 0
 
 
+def _mode_benchmark(overrides: dict[str, Any]) -> int:
+    from mirrordet.engine.benchmark import benchmark
+
+    benchmark(overrides)
+    return 0
+
+
 def _mode_convert(overrides: dict[str, Any]) -> int:
     from mirrordet.engine.modes import convert_mode
 
@@ -137,7 +146,7 @@ def _mode_version(overrides: dict[str, Any]) -> int:
 MODES: dict[str, Callable[[dict[str, Any]], int]] = {
     "train": _mode_train, "val": _mode_val, "info": _mode_info, "help": _mode_help, "version": _mode_version,
     "compare": _mode_compare,
-    "predict": _mode_predict, "export": _mode_export, "convert": _mode_convert,
+    "predict": _mode_predict, "export": _mode_export, "convert": _mode_convert, "benchmark": _mode_benchmark,
 }
 
 

@@ -27,7 +27,7 @@ POSITIVE = {"epochs", "time", "batch", "imgsz", "lr0", "nbs", "max_det", "vid_st
 NON_NEGATIVE = {"patience", "workers", "weight_decay", "warmup_epochs", "warmup_bias_lr", "grad_clip",
                 "close_mosaic", "box", "cls", "dfl", "degrees", "aug_scale", "shear", "seed", "opset"}
 CHOICES = {
-    "task": ("detect", "segment", "classify"), "mode": ("train", "val", "predict", "info", "export", "compare", "convert"),
+    "task": ("detect", "segment", "classify"), "mode": ("train", "val", "predict", "info", "export", "compare", "convert", "benchmark"),
     "optimizer": ("auto", "SGD", "Adam", "AdamW"), "format": ("torchscript", "onnx", "openvino"),
     "split": ("train", "val", "test"), "scale": ("n", "s", "m", "l", "x"), "amp": ("bf16",), "cache": ("ram", "disk"),
 }

@@ -13,8 +13,10 @@ pixel coordinates).
 With ``nms=True`` (detectors) the graph ends with NMS (:mod:`mirrordet.engine.export_nms`): ``output0`` is
 [B, max_det, 6] rows (x1, y1, x2, y2 pixels, score, class) for a fixed batch size.
 
-Metadata (task, class names, strides, imgsz, the NMS settings) travels inside the file: ONNX ``metadata_props``,
-TorchScript ``_extra_files["metadata.json"]``.
+Metadata (task, class names, strides, imgsz, batch, dynamic, the model YAML with nc and scale, the training
+dataset, the NMS settings) travels inside the file: ONNX ``metadata_props``, TorchScript
+``_extra_files["metadata.json"]``, OpenVINO ``metadata.json``; :mod:`mirrordet.engine.exported_model` reads it to run
+the file as a ``predict`` / ``val`` backend.
 """
 
 from __future__ import annotations

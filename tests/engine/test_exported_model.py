@@ -182,3 +182,20 @@ def test_cli_val_and_predict_on_an_onnx_file(checkpoint, tmp_path):
     assert main(["predict", f"model={exported}", f"source={source}", f"project={tmp_path}", "name=p",
                  "save_txt=True"]) == 0
     assert (tmp_path / "p" / "0.jpg").is_file()
+
+
+def test_benchmark_validates_every_format_beside_the_checkpoint(checkpoint, tmp_path, one_line_error):
+    from mirrordet.engine.benchmark import available_formats, benchmark
+
+    rows = benchmark({"model": str(checkpoint), "workers": 0, "batch": 4, "project": str(tmp_path), "name": "b"})
+    assert [r["format"] for r in rows] == available_formats() and {"pytorch", "torchscript", "onnx"} <= {
+        r["format"] for r in rows}
+    ref = rows[0]
+    for r in rows:
+        assert r["status"] == "ok", r
+        assert r["mAP50-95"] == pytest.approx(ref["mAP50-95"], abs=1e-3) and abs(r["mAP50-95 - pytorch"]) <= 1e-3
+        assert r["size_mb"] > 0 and r["inference_ms"] > 0
+    table = (tmp_path / "b" / "benchmarks.md").read_text()
+    assert all(f"| {r['format']} | ok |" in table for r in rows)
+    assert json.loads((tmp_path / "b" / "benchmarks.json").read_text())[0]["format"] == "pytorch"
+    one_line_error(["benchmark", "model=yolov8n.yaml"], contains="trained checkpoint")
