@@ -50,6 +50,21 @@ def match_predictions(
     if n == 0 or m == 0:
         return correct
     iou = box_iou(gt_boxes.double(), pred_boxes.double()).T.cpu().numpy()  # [n, m], float64
+    return match_by_iou(iou, pred_scores, pred_cls, gt_cls, iou_thresholds)
+
+
+def match_by_iou(iou: np.ndarray, pred_scores: torch.Tensor, pred_cls: torch.Tensor, gt_cls: torch.Tensor,
+                 iou_thresholds: np.ndarray = IOU_THRESHOLDS) -> np.ndarray:
+    """:func:`match_predictions` on a given IoU matrix [n, m] (prediction x ground truth), e.g. of masks.
+
+    Returns:
+        [n, T] bool, True where the prediction is a true positive at that threshold.
+    """
+    iou = np.asarray(iou, np.float64).reshape(len(pred_scores), len(gt_cls))
+    n, m, t = iou.shape[0], iou.shape[1], len(iou_thresholds)
+    correct = np.zeros((n, t), dtype=bool)
+    if n == 0 or m == 0:
+        return correct
     same_cls = pred_cls.view(-1, 1).cpu().numpy() == gt_cls.view(1, -1).cpu().numpy()
     iou = np.where(same_cls, iou, -1.0)
     thr = np.asarray(iou_thresholds, dtype=np.float64).reshape(t, 1)
@@ -188,22 +203,26 @@ class DetectionStats:
         self.images = np.zeros(self.nc, dtype=np.int64)
         self.n_images = 0
 
-    def update(self, pred: Any, gt_cls: Any, gt_boxes: Any) -> None:
+    def update(self, pred: Any, gt_cls: Any, gt_boxes: Any, iou: np.ndarray | None = None) -> None:
         """Add one image.
 
         Args:
             pred: [n, 6] x1, y1, x2, y2 (pixels), score, class; tensor or array; None for no predictions.
             gt_cls: [m] class indices.
             gt_boxes: [m, 4] xyxy pixels, same frame as ``pred``.
+            iou: [n, m] IoU of each prediction with each ground truth to match with instead of the boxes' (e.g.
+                of their masks); the boxes are then not read.
         """
         pred_t = torch.zeros((0, 6)) if pred is None else torch.as_tensor(pred).detach()
         pred_t = pred_t.reshape(-1, 6).cpu().double()
         gt_cls_t = torch.as_tensor(gt_cls).detach().reshape(-1).cpu().double().round().long()
         gt_boxes_t = torch.as_tensor(gt_boxes).detach().reshape(-1, 4).cpu().double()
         pred_cls = pred_t[:, 5].round().long()
-        correct = match_predictions(
-            pred_t[:, :4], pred_t[:, 4], pred_cls, gt_boxes_t, gt_cls_t, self.iou_thresholds
-        )
+        if iou is None:
+            correct = match_predictions(pred_t[:, :4], pred_t[:, 4], pred_cls, gt_boxes_t, gt_cls_t,
+                                        self.iou_thresholds)
+        else:
+            correct = match_by_iou(iou, pred_t[:, 4], pred_cls, gt_cls_t, self.iou_thresholds)
         self._correct.append(correct)
         self._conf.append(pred_t[:, 4].numpy().astype(np.float64))
         self._pred_cls.append(pred_cls.numpy())

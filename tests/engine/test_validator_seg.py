@@ -66,8 +66,9 @@ def _coco_seg_split(root: Path) -> Path:
     return path
 
 
-def _fake_detections(gt: dict, ds, rng: np.random.Generator) -> dict[int, Detections]:
-    """Per image id: detections near the ground truth (masks dilated or eroded, boxes jittered), plus misses."""
+def _fake_detections(gt: dict, ds, rng: np.random.Generator, mask_shift: int | None = None) -> dict[int, Detections]:
+    """Per image id: detections near the ground truth (masks dilated or eroded, boxes jittered), plus misses.
+    ``mask_shift``: instead, exact boxes and no misses, each mask the true one rolled by that many pixels."""
     from pycocotools.coco import COCO
 
     coco = COCO()
@@ -79,6 +80,11 @@ def _fake_detections(gt: dict, ds, rng: np.random.Generator) -> dict[int, Detect
         boxes, scores, labels, masks = [], [], [], []
         for a in coco.loadAnns(coco.getAnnIds(imgIds=[image_id], iscrowd=False)):
             m = coco.annToMask(a)
+            if mask_shift is not None:
+                x, y, w, h = a["bbox"]
+                boxes.append([x, y, x + w, y + h]), scores.append(rng.uniform(0.3, 0.99))
+                labels.append(cls_of[a["category_id"]]), masks.append(np.roll(m, mask_shift, axis=(0, 1)).astype(bool))
+                continue
             op = (cv2.dilate, cv2.erode)[int(rng.integers(0, 2))]
             m = op(m, np.ones((3, 3), np.uint8), iterations=int(rng.integers(0, 3)))
             x, y, w, h = a["bbox"]
@@ -107,10 +113,10 @@ def _pycocotools(gt_path: Path, dets: list[dict], iou_type: str) -> np.ndarray:
     return np.asarray(ev.stats)
 
 
-def _validate(ds, tmp_path: Path, monkeypatch) -> tuple[dict, SegmentationValidator]:
+def _validate(ds, tmp_path: Path, monkeypatch, mask_shift: int | None = None) -> tuple[dict, SegmentationValidator]:
     net = build_model("yolov8n-seg.yaml", nc=len(ds.names))
     validator = SegmentationValidator(ds, build_dataloader(ds, 2, 0, shuffle=False, seed=0), save_dir=tmp_path / "val")
-    found = _fake_detections(validator.gt, ds, np.random.default_rng(1))
+    found = _fake_detections(validator.gt, ds, np.random.default_rng(1), mask_shift)
     served = iter([ds.image_id(i) for i in range(len(ds))])
     # the validator reads a head's detections image by image (postprocess_each)
     monkeypatch.setattr(net.head, "postprocess_each", lambda preds, nms: (found[next(served)] for _ in range(len(preds[0]))))
@@ -149,3 +155,15 @@ def test_mask_ap_of_yolo_seg_data_equals_pycocotools_on_the_written_ground_truth
     assert 0.3 < segm[0] < 0.99
     gt = json.loads(gt_file.read_text())
     assert all(a["segmentation"] and a["area"] > 0 for a in gt["annotations"])
+
+
+@pytest.mark.parametrize("shift, expected", [(0, 1.0), (40, 0.0)])
+def test_mask_precision_and_recall_match_masks_not_boxes(tmp_path, monkeypatch, shift, expected):
+    """Exact boxes every time; the masks are exact (mask P = R = 1) or displaced off their objects (mask P = R = 0)
+    while the box P and R stay 1."""
+    _coco_seg_split(tmp_path)
+    ds = build_detection_dataset(load_dataset_yaml(tmp_path / "d.yaml"), "val", SIZE, augment=False, kind=SegmentationDataset)
+    metrics, _ = _validate(ds, tmp_path, monkeypatch, mask_shift=shift)
+    assert metrics["metrics/precision"] == pytest.approx(1.0) and metrics["metrics/recall"] == pytest.approx(1.0)
+    assert metrics["metrics/precision(M)"] == pytest.approx(expected)
+    assert metrics["metrics/recall(M)"] == pytest.approx(expected)
