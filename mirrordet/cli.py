@@ -16,14 +16,15 @@ from mirrordet.version import __version__
 
 USAGE = f"""mirrordet {__version__}: YAML-defined detectors and classifiers
 
-usage: mirrordet [TASK] MODE [key=value ...]     (TASK: detect | classify, optional)
+usage: mirrordet [TASK] MODE [key=value ...]     (TASK: detect | segment | classify, optional)
 
 modes:
   train   train a model           mirrordet train model=yolov8n-mirror.yaml data=coco.yaml epochs=100
   val     validate a checkpoint   mirrordet val model=runs/detect/train/train/weights/best.pt data=coco.yaml
   info    layer table, GFLOPs     mirrordet info model=yolov8n-mirror.yaml imgsz=640
   predict run a model on images   mirrordet predict model=best.pt source=images/ (files, folders, globs, videos, .txt)
-  export  TorchScript / ONNX      mirrordet export model=best.pt format=onnx dynamic=True
+          (val and predict also take an exported best.onnx / best.torchscript / best_openvino_model)
+  export  TorchScript/ONNX/OpenVINO  mirrordet export model=best.pt format=onnx dynamic=True
   benchmark  the checkpoint and its exports (TorchScript, ONNX, OpenVINO) validated and timed side by side
           mirrordet benchmark model=best.pt data=coco.yaml
   convert another tool's .pt (Ultralytics) into a mirrordet checkpoint, running nothing from it
