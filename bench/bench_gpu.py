@@ -83,7 +83,8 @@ print("BENCH", json.dumps({"latency_ms": lat, "batch_img_s": thr}))
 """
 
 
-ULTRALYTICS_PREDICT_CHILD = PREDICT_CHILD.replace("from mirrordet import Model", "from ultralytics import YOLO as Model")
+ULTRALYTICS_PREDICT_CHILD = PREDICT_CHILD.replace("from mirrordet import Model",
+                                                  "from ultralytics import YOLO as Model")
 
 
 def child(python: str, code: str, args: list[str]) -> dict:

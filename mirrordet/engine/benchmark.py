@@ -2,10 +2,10 @@
 
 For every format whose runtime is installed (PyTorch, TorchScript, ONNX with onnxruntime, OpenVINO), the
 checkpoint is exported into the benchmark's run folder (checked against PyTorch by the exporter), then validated
-with ``val`` on the same data, image size and batch as the checkpoint (the export's fixed batch size), the exported file being the backend
-(:mod:`mirrordet.engine.exported_model`). One row per format: file size, the task's accuracy figures, inference
-milliseconds per image (the validator's timing, batch ``batch``) and the accuracy's difference to PyTorch, so a
-user sees that the exported model is as accurate as the checkpoint. A format that fails is reported in its row;
+with ``val`` on the same data, image size and batch as the checkpoint (the export's fixed batch size), the
+exported file being the backend (:mod:`mirrordet.engine.exported_model`). One row per format: file size, the
+task's accuracy figures, inference milliseconds per image (the validator's timing, batch ``batch``) and the
+accuracy's difference to PyTorch, so a user sees that the exported model is as accurate as the checkpoint. A format that fails is reported in its row;
 the others still run. Written atomically: ``benchmarks.md`` and ``benchmarks.json`` in runs/<task>/benchmark/<name>/.
 """
 
@@ -68,8 +68,9 @@ def benchmark(overrides: Mapping[str, Any]) -> list[dict[str, Any]]:
             if fmt == "pytorch":
                 backend, path = net, Path(model)
             else:
-                path = export_model(net, {"format": fmt, "imgsz": cfg["imgsz"], "batch": cfg["batch"],
-                                          "project": str(save_dir), "name": fmt, "exist_ok": True}, train_args=train_args, source=Path(model).stem).path
+                settings = {"format": fmt, "imgsz": cfg["imgsz"], "batch": cfg["batch"], "project": str(save_dir),
+                            "name": fmt, "exist_ok": True}
+                path = export_model(net, settings, train_args=train_args, source=Path(model).stem).path
                 backend = ExportedNetwork(path)
             metrics = validate_model(backend, {**common, "name": f"val-{fmt}"}, train_args)
             row.update(status="ok", file=str(path), size_mb=_size_mb(path),

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 import torch
 
+from mirrordet.nn.graph import ModelGraph, max_input_stride
 from mirrordet.ops.detections import Detections
 from mirrordet.ops.nms import NMSSettings
 from mirrordet.utils.errors import CheckpointError, ConfigError
@@ -49,10 +50,6 @@ class ExportedRowsHead:
 
     task = "detect"
 
-    def __init__(self, nms: Mapping[str, Any]) -> None:
-        self.conf, self.iou = float(nms.get("conf", 0.0)), float(nms.get("iou", 0.7))
-        self.max_det, self.agnostic = int(nms.get("max_det", 300)), bool(nms.get("agnostic", False))
-
     def postprocess(self, preds: torch.Tensor, nms: NMSSettings) -> list[Detections]:
         """[B, max_det, 6] rows -> per image :class:`Detections`, best first."""
         return list(self.postprocess_each(preds, nms))
@@ -67,8 +64,9 @@ class ExportedRowsHead:
             yield Detections.from_rows(rows)
 
 
-def read_metadata(path: Path) -> dict[str, str]:
-    """The exporter's metadata of an exported file or OpenVINO folder (string values).
+def open_exported(path: Path, device: torch.device) -> tuple[dict[str, str], Callable[[torch.Tensor], list]]:
+    """Load an exported file or OpenVINO folder once: (the exporter's metadata as strings, a runner ``x -> [outputs]``
+    as tensors). ONNX and OpenVINO run on the CPU, TorchScript on ``device``.
 
     Raises:
         CheckpointError: the file is missing, unreadable or has no mirrordet metadata.
@@ -76,25 +74,45 @@ def read_metadata(path: Path) -> dict[str, str]:
     if not path.exists():
         raise CheckpointError(f"{path} does not exist (looked for {path.resolve()})")
     try:
-        if path.suffix == ".onnx":
-            ort = _import("onnxruntime", "model=*.onnx")
-            meta = dict(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-                        .get_modelmeta().custom_metadata_map)
-        elif path.suffix == ".torchscript":
-            files = {"metadata.json": ""}
-            torch.jit.load(str(path), map_location="cpu", _extra_files=files)
-            meta = json.loads(files["metadata.json"] or "{}")
-        else:
-            meta = json.loads((path / "metadata.json").read_text())
-    except (OSError, RuntimeError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a readable exported model: {type(e).__name__}: "
-                              f"{(str(e).strip().splitlines() or [''])[0][:200]}") from None
-    except Exception as e:  # onnxruntime raises its own exception types for corrupt files
+        meta, run = _load(path, device)
+    except (CheckpointError, ConfigError):
+        raise
+    except Exception as e:  # runtimes raise their own exception types for corrupt files
         raise CheckpointError(f"{path} is not a readable exported model: {type(e).__name__}: "
                               f"{(str(e).strip().splitlines() or [''])[0][:200]}") from None
     if "task" not in meta or "names" not in meta:
         raise CheckpointError(f"{path} has no mirrordet metadata (task, names): export it with `mirrordet export`")
-    return {str(k): str(v) for k, v in meta.items()}
+    return {str(k): str(v) for k, v in meta.items()}, run
+
+
+def _load(path: Path, device: torch.device) -> tuple[Mapping[str, Any], Callable[[torch.Tensor], list]]:
+    if path.suffix == ".onnx":
+        ort = _import("onnxruntime", "model=*.onnx")
+        options = ort.SessionOptions()
+        # torch's thread count, and no spinning after a run: idle onnxruntime threads that spin take the CPU
+        # from the pre- and postprocessing around each call (measured: 15 ms preprocess instead of 1 ms)
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return (session.get_modelmeta().custom_metadata_map,
+                lambda x: [torch.from_numpy(o) for o in session.run(None, {"images": _np(x)})])
+    if path.suffix == ".torchscript":
+        files = {"metadata.json": ""}
+        module = torch.jit.load(str(path), map_location=device, _extra_files=files).eval()
+
+        def run_ts(x: torch.Tensor) -> list[torch.Tensor]:
+            with torch.inference_mode():
+                out = module(x.to(device))
+            return [o.float() for o in (out if isinstance(out, (tuple, list)) else (out,))]
+
+        return json.loads(files["metadata.json"] or "{}"), run_ts
+    meta = json.loads((path / "metadata.json").read_text())
+    ov = _import("openvino", "model=*_openvino_model")
+    xml = next(path.glob("*.xml"), None)
+    if xml is None:
+        raise CheckpointError(f"{path} holds no OpenVINO .xml graph")
+    compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    return meta, lambda x: [torch.from_numpy(np.asarray(v)) for v in compiled(_np(x)).values()]
 
 
 def _import(module: str, what: str) -> Any:
@@ -121,7 +139,8 @@ class ExportedNetwork:
     def __init__(self, path: str | Path, device: str | torch.device = "cpu") -> None:
         self.path = Path(str(path).rstrip("/"))
         self.format = {".onnx": "onnx", ".torchscript": "torchscript"}.get(self.path.suffix, "openvino")
-        self.meta = meta = read_metadata(self.path)
+        self.meta, self._run = open_exported(self.path, torch.device(device))
+        meta = self.meta
         self.source = str(self.path)
         self.task = meta["task"]
         self.names = {int(k): v for k, v in json.loads(meta["names"]).items()}
@@ -131,14 +150,13 @@ class ExportedNetwork:
         self.dynamic = meta.get("dynamic", "False") == "True"
         self.train_args = {"imgsz": self.imgsz, **({"data": meta["data"]} if meta.get("data") else {})}
         self.head = self._head(meta)
-        self._run = self._runner(torch.device(device))
         LOGGER.info(f"Loaded {self.path.name} ({self.format}, {self.task}, {self.nc} classes, "
                     f"{'dynamic shape' if self.dynamic else f'fixed input {self.batch}x3x{self.imgsz}x{self.imgsz}'})")
 
     @property
     def max_stride(self) -> int:
         """The largest input stride, at least 32 (as :attr:`ModelGraph.max_stride`)."""
-        return int(max(float(self.stride.max()), 32.0)) if self.stride.numel() else 32
+        return max_input_stride(self.stride)
 
     @property
     def input_multiple(self) -> int:
@@ -148,42 +166,13 @@ class ExportedNetwork:
 
     def _head(self, meta: Mapping[str, str]) -> Any:
         if "nms" in meta:
-            return ExportedRowsHead(json.loads(meta["nms"]))
+            return ExportedRowsHead()
         if "model_yaml" not in meta:
             raise CheckpointError(f"{self.path} was exported by an earlier mirrordet without its model YAML in the "
                                   "metadata: export it again to run it with predict/val")
-        from mirrordet.nn.graph import ModelGraph
-
         scale = meta.get("scale") or None
         graph = ModelGraph(meta["model_yaml"], nc=self.nc, scale=scale, source=str(self.path))
         return graph.head  # only its decoding is used (the exported file holds the weights)
-
-    def _runner(self, device: torch.device) -> Callable[[torch.Tensor], list[torch.Tensor]]:
-        if self.format == "onnx":
-            ort = _import("onnxruntime", "model=*.onnx")
-            options = ort.SessionOptions()
-            # torch's thread count, and no spinning after a run: idle onnxruntime threads that spin take the CPU
-            # from the pre- and postprocessing around each call (measured: 15 ms preprocess instead of 1 ms)
-            options.intra_op_num_threads = torch.get_num_threads()
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-            return lambda x: [torch.from_numpy(o) for o in session.run(None, {"images": _np(x)})]
-        if self.format == "torchscript":
-            module = torch.jit.load(str(self.path), map_location=device).eval()
-            self.device = device
-
-            def run_ts(x: torch.Tensor) -> list[torch.Tensor]:
-                with torch.inference_mode():
-                    out = module(x.to(device))
-                return [o.float() for o in (out if isinstance(out, (tuple, list)) else (out,))]
-
-            return run_ts
-        ov = _import("openvino", "model=*_openvino_model")
-        xml = next(self.path.glob("*.xml"), None)
-        if xml is None:
-            raise CheckpointError(f"{self.path} holds no OpenVINO .xml graph")
-        compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-        return lambda x: [torch.from_numpy(np.asarray(v)) for v in compiled(_np(x)).values()]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """x [B, 3, H, W] -> the head's eval output (one tensor, or a tuple for two outputs)."""

@@ -30,6 +30,7 @@ from mirrordet.engine.checkpoint_format import Checkpoint
 from mirrordet.engine.distributed import (all_true, broadcast_object, checksums_agree, cleanup, dist_info,
                                           init_distributed)
 from mirrordet.engine.ema import ModelEMA, NoEMA
+from mirrordet.engine.exported_model import is_exported
 from mirrordet.engine.fingerprint import recipe_fingerprint, run_settings
 from mirrordet.engine.optim import build_optimizer, optimizer_momentum, warmup_step
 from mirrordet.engine.resume import resumable_failures, resume_settings
@@ -37,7 +38,6 @@ from mirrordet.engine.run_dir import resume_run_dir, run_dir
 from mirrordet.engine.setup import check_classes, check_imgsz, resolve_settings
 from mirrordet.engine.tasks import criterion, plot_training_labels, task_for
 from mirrordet.engine.train_state import EpochPlan, LoopState, RunParts
-from mirrordet.engine.exported_model import is_exported
 from mirrordet.engine.weights import load_matching, load_weights, rebuild_network, transfer_weights
 from mirrordet.nn.graph import ModelGraph, build_model
 from mirrordet.utils.errors import CheckpointError, ConfigError, MirrordetError

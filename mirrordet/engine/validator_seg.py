@@ -19,7 +19,7 @@ import numpy as np
 from mirrordet.data.dataset_seg import SegmentationDataset
 from mirrordet.engine.validator import DetectionValidator, ExtraMetrics, ground_truth_of
 from mirrordet.metrics.coco_eval import evaluate_coco
-from mirrordet.metrics.detection import DetectionStats
+from mirrordet.metrics.detection import DetectionMetrics, DetectionStats
 from mirrordet.ops.detections import Detections
 from mirrordet.ops.masks import encode_rle, scale_masks
 
@@ -66,22 +66,22 @@ class SegmentationValidator(DetectionValidator):
         """COCO ``segm`` AP of the masks: mAP50(M), mAP50-95(M), per-class mask APs and the 12-line summary."""
         segm = evaluate_coco(self.gt, [{k: v for k, v in d.items() if k != "bbox"} for d in dets], iou_type="segm")
         map50, map_ = max(segm.map50, 0.0), max(segm.map, 0.0)
-        p, r = self.mask_precision_recall(dets)
+        pr = self.mask_precision_recall(dets)
+        p, r = np.where(pr.has_gt, pr.p, np.nan), np.where(pr.has_gt, pr.r, np.nan)  # '-' for classes without GT
         per_class = {str(self.names[c]): {"mAP50": None if np.isnan(a50) else float(a50),
                                           "mAP50-95": None if np.isnan(a) else float(a)}
                      for c, (a50, a) in enumerate(zip(segm.ap50, segm.ap))}
         return ExtraMetrics(
-            metrics=dict(zip(MASK_METRIC_KEYS, (float(np.nanmean(p)) if np.isfinite(p).any() else 0.0,
-                                                float(np.nanmean(r)) if np.isfinite(r).any() else 0.0, map50, map_))),
+            metrics=dict(zip(MASK_METRIC_KEYS, (pr.mp, pr.mr, map50, map_))),
             fitness=0.1 * map50 + 0.9 * map_,
             class_columns={"Mask P": p, "Mask R": r, "Mask mAP50": segm.ap50, "Mask mAP50-95": segm.ap},
             summary_text="Masks (COCO segm):\n" + segm.summary_text,
             payload={"coco_stats_segm": segm.stats.tolist(), "per_class_segm": per_class},
         )
 
-    def mask_precision_recall(self, dets: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        """Per-class mask precision and recall [nc] (nan for classes without ground truth): each image's RLE
-        masks matched to its non-crowd ground-truth outlines by mask IoU >= 0.5, scored as the box P and R."""
+    def mask_precision_recall(self, dets: list[dict[str, Any]]) -> DetectionMetrics:
+        """Mask precision and recall (``p``, ``r``, ``mp``, ``mr`` of the result): each image's RLE masks matched to
+        its non-crowd ground-truth outlines by mask IoU >= 0.5, scored as the box P and R."""
         from pycocotools import mask as mask_utils
 
         stats = DetectionStats(len(self.names), iou_thresholds=(0.5,))
@@ -98,18 +98,17 @@ class SegmentationValidator(DetectionValidator):
             dts, gts = found.get(image["id"], []), truth.get(image["id"], [])
             iou = np.zeros((len(dts), len(gts)))
             if dts and gts:
-                dt_rles = [{"size": d["segmentation"]["size"], "counts": d["segmentation"]["counts"].encode("ascii")}
-                           for d in dts]
+                dt_rles = [_rle(d["segmentation"], h, w) for d in dts]
                 gt_rles = [_rle(a["segmentation"], h, w) for a in gts]
                 iou = np.asarray(mask_utils.iou(dt_rles, gt_rles, [0] * len(gts)), np.float64).reshape(len(dts), -1)
             pred = np.array([[0.0, 0.0, 0.0, 0.0, d["score"], cls_of[d["category_id"]]] for d in dts]).reshape(-1, 6)
             stats.update(pred, [cls_of[a["category_id"]] for a in gts], np.zeros((len(gts), 4)), iou=iou)
-        m = stats.compute()
-        return np.where(m.has_gt, m.p, np.nan), np.where(m.has_gt, m.r, np.nan)
+        return stats.compute()
 
 
 def _rle(segmentation: Any, h: int, w: int) -> dict[str, Any]:
-    """One COCO ground-truth ``segmentation`` (polygons, uncompressed or compressed RLE) as a compressed RLE."""
+    """One COCO ``segmentation`` (polygons, uncompressed or compressed RLE, ``counts`` str or bytes) as the compressed
+    RLE pycocotools takes."""
     from pycocotools import mask as mask_utils
 
     if isinstance(segmentation, list):  # polygons: one RLE per part, merged

@@ -16,6 +16,11 @@ from mirrordet.utils.errors import ModelConfigError
 from mirrordet.utils.safe_yaml import read_yaml_text
 
 
+def max_input_stride(stride: torch.Tensor) -> int:
+    """The largest of a head's input strides [L], at least 32 (input sizes are rounded up to it)."""
+    return int(max(float(stride.max()), 32.0)) if stride.numel() else 32
+
+
 class _StopForward(Exception):
     """Raised by a pre-hook to end a probing forward pass at the head."""
 
@@ -83,7 +88,7 @@ class ModelGraph(nn.Module):
     @property
     def max_stride(self) -> int:
         """The largest input stride of the head's levels, at least 32 (input sizes are rounded up to it)."""
-        return int(max(float(self.stride.max()), 32.0)) if self.stride.numel() else 32
+        return max_input_stride(self.stride)
 
     def forward(self, x: torch.Tensor, targets: Mapping[str, torch.Tensor] | None = None) -> Any:
         """x: [B, ch, H, W] float image batch -> the head's output (see the head's docstring).

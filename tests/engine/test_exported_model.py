@@ -60,7 +60,8 @@ def _square_images(tmp_path: Path, n: int = 3) -> Path:
         img = np.full((96, 96, 3), 60, np.uint8)
         for _ in range(3):
             x, y, s = (int(v) for v in rng.integers(5, 60, 3))
-            cv2.rectangle(img, (x, y), (x + s // 2 + 8, y + s // 2 + 8), tuple(int(c) for c in rng.integers(0, 255, 3)), -1)
+            color = tuple(int(c) for c in rng.integers(0, 255, 3))
+            cv2.rectangle(img, (x, y), (x + s // 2 + 8, y + s // 2 + 8), color, -1)
         cv2.imwrite(str(folder / f"{i}.jpg"), img)
     return folder
 

@@ -162,7 +162,8 @@ def test_mask_precision_and_recall_match_masks_not_boxes(tmp_path, monkeypatch, 
     """Exact boxes every time; the masks are exact (mask P = R = 1) or displaced off their objects (mask P = R = 0)
     while the box P and R stay 1."""
     _coco_seg_split(tmp_path)
-    ds = build_detection_dataset(load_dataset_yaml(tmp_path / "d.yaml"), "val", SIZE, augment=False, kind=SegmentationDataset)
+    ds = build_detection_dataset(load_dataset_yaml(tmp_path / "d.yaml"), "val", SIZE, augment=False,
+                                 kind=SegmentationDataset)
     metrics, _ = _validate(ds, tmp_path, monkeypatch, mask_shift=shift)
     assert metrics["metrics/precision"] == pytest.approx(1.0) and metrics["metrics/recall"] == pytest.approx(1.0)
     assert metrics["metrics/precision(M)"] == pytest.approx(expected)
