@@ -31,6 +31,7 @@ modes:
           mirrordet convert model=yolov8n.pt    (writes yolov8n-mirrordet.pt beside it)
   compare train models with the same settings and seeds; tables and plots
           mirrordet compare models=yolov8n.yaml,yolov8n-mirror.yaml seeds=0,1,2 epochs=30
+          mirrordet compare models=yolov8n.yaml vary=mixup=0,0.1 seeds=0,1
           mirrordet compare runs=runs/detect/train/train,runs/detect/train/train2
   help    this text and every setting with its default
   version print the version

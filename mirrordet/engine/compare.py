@@ -8,10 +8,12 @@ Two ways in:
   trained with exactly the same settings, each in a process of its own
   (:mod:`mirrordet.engine.compare_worker`), seed-major (seed 0 of every model, then seed 1, ...) so
   an interrupted comparison still holds matched pairs. Every run ends with the trainer's own
-  validation of its best.pt: one validator for all.
+  validation of its best.pt: one validator for all. ``vary=KEY=V1,V2`` adds a settings axis
+  (engine/compare_vary.py): every model is trained once per value, e.g. ``vary=mixup=0,0.1``.
 - ``runs=dir1,dir2,...``: finished run folders (args.yaml, results.csv, metrics.json,
-  weights/best.pt), grouped by the ``model`` recorded in their args.yaml. Runs whose recipes differ
-  (engine/fingerprint.py: any training setting other than model and seed) are refused unless ``force=True``.
+  weights/best.pt), grouped by the ``model`` recorded in their args.yaml (and the value of ``vary=KEY``). Runs
+  whose recipes differ (engine/fingerprint.py: any training setting other than model, seed and the ``vary=``
+  key) are refused unless ``force=True``.
 
 compare.md leads with the verdict of each model against the baseline (engine/compare_verdict.py: paired
 differences over seeds, a t interval, bootstraps over seeds and over val images).
@@ -42,6 +44,7 @@ from typing import Any, Mapping, Sequence
 from mirrordet.cfg import get_cfg
 from mirrordet.engine.compare_recipe import BUDGETS, budget_epochs, check_recipes
 from mirrordet.engine.compare_stats import TASK_METRICS, RunResult
+from mirrordet.engine.compare_vary import arms, parse_vary, run_label, vary_key
 from mirrordet.engine.compare_worker import MEMORY_FILE
 from mirrordet.engine.run_dir import claim_dir
 from mirrordet.utils.errors import ConfigError, MirrordetError
@@ -49,7 +52,7 @@ from mirrordet.utils.log import LOGGER
 from mirrordet.utils.results_table import numeric_columns, read_table
 from mirrordet.utils.safe_yaml import load_yaml_file
 
-COMPARE_KEYS = ("models", "seeds", "runs", "baseline", "budget", "force")
+COMPARE_KEYS = ("models", "seeds", "runs", "baseline", "budget", "force", "vary")
 DEFAULT_SEEDS = [0, 1, 2]  # paired differences over three seeds: the smallest t interval worth reading
 OUTPUT_KEYS = ("project", "name", "exist_ok")
 def parse_list(value: Any, key: str) -> list[str]:
@@ -231,11 +234,15 @@ def check_models(models: Sequence[str], settings: Mapping[str, Any]) -> str:
 
 
 def _baseline(given: Any, labels: Sequence[str], models: Sequence[str]) -> str:
-    """The label of the baseline: ``baseline=`` as a label or as the model it names; default the first model."""
+    """The label of the baseline: ``baseline=`` as a label or as the model it names (its first arm); default
+    the first arm."""
     if given is None:
         return labels[0]
+    for label in labels:
+        if str(given) == label:
+            return label
     for label, model in zip(labels, models):
-        if str(given) in (label, model, Path(model).name):
+        if str(given) in (model, Path(model).name, Path(model).stem):
             return label
     raise ConfigError(f"baseline={given!r} is none of the compared models ({', '.join(dict.fromkeys(labels))})")
 
@@ -273,7 +280,7 @@ def _split(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     if "runs" in own and (rest or "seeds" in own or "budget" in own):
         extra = [*rest, *(k for k in own if k in ("seeds", "budget"))]
         raise ConfigError(f"runs= compares finished runs as they are: {', '.join(extra)} cannot be applied "
-                          "(only project=, name=, exist_ok=, baseline=, force=)")
+                          "(only project=, name=, exist_ok=, baseline=, force=, vary=)")
     if own.get("budget", "epochs") not in BUDGETS:
         raise ConfigError(f"budget={own['budget']!r}: choose one of {', '.join(BUDGETS)}")
     if "force" in own and not isinstance(own["force"], bool):
@@ -302,25 +309,32 @@ def compare(overrides: Mapping[str, Any], latency_runs: int = 30) -> Path:
     results: list[RunResult] = []
     budget_text = ""
     if "runs" in own:
+        if "=" in str(own.get("vary", "")):
+            raise ConfigError(f"vary={own['vary']}: with runs= give only the setting that differs (vary=KEY); "
+                              "its values are read from each run's args.yaml")
+        varied = vary_key(str(own["vary"]), {}) if "vary" in own else None
         results = [collect_run(d) for d in parse_list(own["runs"], "runs")]
-        check_recipes(results, force=bool(own.get("force", False)))
+        for r in results:
+            r.label = run_label(r.label, r.args, varied)
+        check_recipes(results, force=bool(own.get("force", False)), varied=varied)
         baseline = _baseline(own.get("baseline"), [r.label for r in results], [str(r.args.get("model")) for r in results])
         save_dir = claim_dir(base, exist_ok)
     else:
         models = parse_list(own["models"], "models")
         seeds = parse_seeds(own["seeds"]) if "seeds" in own else list(DEFAULT_SEEDS)
+        grid = arms(models, model_labels(models), parse_vary(own["vary"], settings) if "vary" in own else None)
         check_models(models, settings)
-        labels = model_labels(models)
-        baseline = _baseline(own.get("baseline"), labels, models)
-        epochs, budget_text = budget_epochs(own.get("budget"), models, labels, settings, baseline)
+        baseline = _baseline(own.get("baseline"), [a.label for a in grid], [a.model for a in grid])
+        epochs, budget_text = budget_epochs(own.get("budget"), grid, settings, baseline)
         save_dir = claim_dir(base, exist_ok)
-        LOGGER.info(f"Comparing {', '.join(labels)} over seeds {seeds}: {len(models) * len(seeds)} training runs "
-                    f"into {save_dir / 'runs'}; baseline {baseline}; budget {budget_text}")
+        LOGGER.info(f"Comparing {', '.join(a.label for a in grid)} over seeds {seeds}: {len(grid) * len(seeds)} "
+                    f"training runs into {save_dir / 'runs'}; baseline {baseline}; budget {budget_text}")
         for seed in seeds:
-            for label, model in zip(labels, models):
-                run = train_run({**settings, **epochs.get(label, {}), "model": model, "seed": seed,
-                                 "project": str(save_dir / "runs"), "name": f"{label}-seed{seed}", "exist_ok": True})
-                results.append(collect_run(run, label=label))
+            for arm in grid:
+                run = train_run({**settings, **arm.settings, **epochs.get(arm.label, {}), "model": arm.model,
+                                 "seed": seed, "project": str(save_dir / "runs"), "name": f"{arm.folder}-seed{seed}",
+                                 "exist_ok": True})
+                results.append(collect_run(run, label=arm.label))
     tasks = {r.task for r in results}
     if len(tasks) > 1:
         raise ConfigError("compare needs runs of one task; got "

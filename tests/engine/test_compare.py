@@ -10,6 +10,7 @@ import yaml
 from mirrordet.cli import main
 from mirrordet.engine.compare import compare, model_labels, parse_seeds
 from mirrordet.engine.compare_stats import RunResult, aggregate, differing_settings
+from mirrordet.engine.compare_vary import Arm, arms, parse_vary, run_label
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = {"imgsz": 64, "batch": 8, "workers": 0, "epochs": 1, "warmup_epochs": 0, "verbose": False}
@@ -158,6 +159,15 @@ def test_runs_with_different_recipes_are_refused(compared, tmp_path, capsys, mon
     (["models=yolov8n.yaml", "DATA", "baseline=nope"], "is none of the compared models"),
     (["models=yolov8n.yaml", "DATA", "budget=time"], "budget=time needs time="),
     (["runs=a,b", "budget=flops"], "cannot be applied"),
+    (["models=yolov8n.yaml", "DATA", "vary=mixup"], "give one setting and its values"),
+    (["models=yolov8n.yaml", "DATA", "vary=epochs=1,2"], "budget"),
+    (["models=yolov8n.yaml", "DATA", "vary=workers=0,2"], "does not change what a run learns"),
+    (["models=yolov8n.yaml", "DATA", "vary=mixup=0.1"], "at least two values"),
+    (["models=yolov8n.yaml", "DATA", "vary=mixup=0.1,0.1"], "lists a value twice"),
+    (["models=yolov8n.yaml", "DATA", "vary=mixup=0,2"], "mixup"),
+    (["models=yolov8n.yaml", "DATA", "vary=mixpu=0,1"], "did you mean 'mixup'"),
+    (["models=yolov8n.yaml", "DATA", "mixup=0.1", "vary=mixup=0,0.1"], "give it in one place"),
+    (["runs=a,b", "vary=mixup=0,0.1"], "give only the setting that differs"),
 ])
 def test_compare_bad_input_is_clear(argv, message, tiny_shapes_yaml, tmp_path, capsys):
     argv = [f"data={tiny_shapes_yaml}" if a == "DATA" else a for a in argv]
@@ -194,3 +204,42 @@ def test_labels_and_seeds_parsing():
     assert model_labels(["yolov8n.yaml", "a/yolov8n.yaml", "yolov8n-mirror.yaml"]) == [
         "yolov8n", "yolov8n-2", "yolov8n-mirror"]
     assert parse_seeds("0,1,2") == [0, 1, 2] and parse_seeds(3) == [3] and parse_seeds([4, 5]) == [4, 5]
+
+
+def test_vary_parsing_and_arms():
+    assert parse_vary("mixup=0,0.1", {}) == ("mixup", [0.0, 0.1])
+    assert parse_vary(["imgsz=64", 96], {}) == ("imgsz", [64, 96])  # a YAML list from the CLI reads the same
+    grid = arms(["a.yaml", "b.yaml"], ["a", "b"], ("mixup", [0.0, 0.1]))
+    assert [(g.label, g.model, g.settings) for g in grid] == [
+        ("a mixup=0.0", "a.yaml", {"mixup": 0.0}), ("a mixup=0.1", "a.yaml", {"mixup": 0.1}),
+        ("b mixup=0.0", "b.yaml", {"mixup": 0.0}), ("b mixup=0.1", "b.yaml", {"mixup": 0.1})]
+    assert [g.folder for g in grid[:2]] == ["a-mixup0.0", "a-mixup0.1"]
+    assert Arm("x y=a/b", "x.yaml").folder == "x-yab"  # nothing that leaves the runs folder
+    assert arms(["a.yaml"], ["a"], None) == [Arm("a", "a.yaml")]
+    assert run_label("a", {"mixup": 0.1}, "mixup") == "a mixup=0.1"
+    assert run_label("a", {}, "mixup") == "a mixup=0.0"  # a run from before the setting existed: its default
+    assert run_label("a", {"mixup": 0.1}, None) == "a"
+
+
+def test_compare_varies_a_setting(tiny_shapes_yaml, tmp_path, monkeypatch):
+    """vary=mixup=0,0.5: one model, two arms trained with one seed; the run folders differ in mixup alone, and the
+    finished runs regroup by model and value with runs= vary=mixup (refused without it)."""
+    import mirrordet.engine.profile as profile
+
+    model = tmp_path / "tiny-c2f.yaml"
+    model.write_text(TINY_YAML.replace("BLOCK", "C2f"))
+    out = compare({"models": str(model), "vary": "mixup=0,0.5", "data": str(tiny_shapes_yaml), "seeds": "0",
+                   **TINY, "project": str(tmp_path), "name": "vary"}, latency_runs=2)
+    labels = ["tiny-c2f mixup=0.0", "tiny-c2f mixup=0.5"]
+    assert [r["model"] for r in read_rows(out / "compare.csv")] == labels
+    (verdict,) = read_rows(out / "compare_verdict.csv")
+    assert (verdict["model"], verdict["baseline"]) == (labels[1], labels[0])
+    runs = [out / "runs" / f"tiny-c2f-mixup{v}-seed0" for v in ("0.0", "0.5")]
+    args = [yaml.safe_load((r / "args.yaml").read_text()) for r in runs]
+    assert [a["mixup"] for a in args] == [0.0, 0.5] and args[0]["fingerprint"] != args[1]["fingerprint"]
+    assert {k for k in args[0] if args[0][k] != args[1][k]} == {"mixup", "fingerprint", "name"}
+
+    monkeypatch.setattr(profile, "interleaved_latency", lambda models, *a, **k: [1.0] * len(models))
+    assert main(["compare", f"runs={runs[0]},{runs[1]}", f"project={tmp_path}", "name=refused"]) == 2
+    assert main(["compare", f"runs={runs[0]},{runs[1]}", "vary=mixup", f"project={tmp_path}", "name=again"]) == 0
+    assert [r["model"] for r in read_rows(tmp_path / "again" / "compare.csv")] == labels
