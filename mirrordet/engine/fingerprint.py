@@ -18,7 +18,7 @@ from typing import Any, Mapping
 NOT_RECIPE = frozenset({
     "model", "scale", "nc", "seed", "task", "mode", "project", "name", "exist_ok", "save_dir", "resume", "device",
     "workers", "save_period", "plots", "verbose", "fingerprint", "source", "save", "save_txt", "save_conf",
-    "vid_stride", "format", "opset", "dynamic", "simplify", "half", "tensorboard", "nms",
+    "vid_stride", "format", "opset", "dynamic", "simplify", "half", "tensorboard", "mlflow", "nms",
 })
 
 

@@ -71,6 +71,10 @@ class Trainer:
             from mirrordet.engine.tensorboard_logger import TensorBoardLogger
 
             TensorBoardLogger().attach(self.callbacks)
+        if self.cfg["mlflow"]:
+            from mirrordet.engine.mlflow_logger import MLflowLogger
+
+            MLflowLogger().attach(self.callbacks)
         self.dist = dist_info()
         self.device = init_distributed(self.dist, select_device(cfg["device"]))
         if not self.dist.is_main:
