@@ -265,6 +265,7 @@ def _build_rows(d: dict, ctx: BuildContext, ch: int, source: str) -> tuple[Parse
             if not isinstance(args, list):
                 raise ModelConfigError(f"args must be a list, got {short_repr(args)}")
             args = [resolve_arg(a, nc) for a in args]
+            row_ctx = dataclasses.replace(ctx, repeats=n)
             n = max(round(n * depth), 1) if n > 1 else n
             if n > MAX_REPEATS:
                 raise ModelConfigError(f"repeats x the depth multiple {depth:g} = {n}, more than {MAX_REPEATS}")
@@ -272,7 +273,7 @@ def _build_rows(d: dict, ctx: BuildContext, ch: int, source: str) -> tuple[Parse
             if getattr(cls, "list_input", False) and len(c_in) == 1 and not isinstance(c_in[0], list):
                 raise ModelConfigError(f"{name} reads a list of feature maps, but `from` {short_repr(f)} gives it "
                                        "one tensor; list the layers it reads, e.g. [15, 18, 21]")
-            module, c_out, shown = cls.from_yaml(c_in, args, n, ctx)
+            module, c_out, shown = cls.from_yaml(c_in, args, n, row_ctx)
             if getattr(cls, "marks_depthwise_head", False) and not ctx.depthwise_head:
                 ctx = dataclasses.replace(ctx, depthwise_head=True)
         except MirrordetError as e:

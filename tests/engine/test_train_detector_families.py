@@ -11,15 +11,17 @@ from mirrordet.cli import main
 TINY = ["imgsz=64", "batch=8", "workers=0", "warmup_epochs=0", "close_mosaic=1", "epochs=1", "plots=False"]
 FAST = ["retinanet-cspmirror.yaml", "fcos-regnetx400mf.yaml", "faster-rcnn-cspmirror.yaml",
         "faster-rcnn-csp-eca.yaml"]  # scale n: the first scale of each file
-SLOW = ["retinanet-efficientnet-b0.yaml", "retinanet-r50-fpn.yaml", "fcos-r50-fpn.yaml", "faster-rcnn-r50-fpn.yaml"]
+SLOW = ["retinanet-efficientnet-b0.yaml", "retinanet-efficientnet-b0.yaml scale=l", "retinanet-r50-fpn.yaml", "fcos-r50-fpn.yaml", "faster-rcnn-r50-fpn.yaml"]
 LOSS_NAMES = {"retinanet": ["box_loss", "cls_loss"], "fcos": ["box_loss", "cls_loss", "ctr_loss"],
               "faster": ["rpn_obj", "rpn_box", "roi_cls", "roi_box"]}
 
 
 def train_and_check(model: str, data, project) -> None:
+    """``model``: a model file, optionally with settings after it (``"x.yaml scale=l"``)."""
     torch.set_num_threads(1)
-    assert main(["info", f"model={model}", "imgsz=64"]) == 0
-    assert main(["train", f"model={model}", f"data={data}", *TINY, f"project={project}", "name=exp"]) == 0
+    model, *extra = model.split()
+    assert main(["info", f"model={model}", "imgsz=64", *extra]) == 0
+    assert main(["train", f"model={model}", f"data={data}", *TINY, *extra, f"project={project}", "name=exp"]) == 0
     run = project / "exp"
     with open(run / "results.csv") as f:
         rows = list(csv.DictReader(f))

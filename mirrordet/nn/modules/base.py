@@ -43,6 +43,7 @@ class BuildContext:
         reg_max: the file's top-level ``reg_max``, the default DFL bins of detection heads
             (1: the head regresses the four side distances directly, no DFL).
         kpt_shape: the file's top-level ``kpt_shape`` (keypoints, values per keypoint), or None.
+        repeats: the repeats column of the row being built, as written (before the depth multiple).
     """
 
     nc: int
@@ -54,6 +55,7 @@ class BuildContext:
     end2end: bool = False
     reg_max: int = 16
     kpt_shape: tuple[int, int] | None = None
+    repeats: int = 1
 
     def channels(self, c: int) -> int:
         """Scaled channel count: ``make_divisible(min(c, max_channels) * width, 8)``."""
@@ -114,6 +116,27 @@ def chain(cls: type, args: Sequence[Any], n: int) -> nn.Module:
     if n == 1:
         return cls(*args)
     return nn.Sequential(cls(c1, c2, *rest), *(cls(c2, c2, *rest) for _ in range(n - 1)))
+
+
+def tower_depth(name: str, args: Sequence[Any], index: int, n: int, ctx: BuildContext, default: int = 4) -> int:
+    """The conv count of a dense head's towers: the row's repeats column when it is above 1 (scaled by the
+    depth multiple like a block's repeats: ``n``), else ``args[index]`` (``num_convs``, unscaled) or ``default``.
+
+    So ``[P, 4, RetinaHead, [nc]]`` gives 4 convs at depth 1.0 and 2 at depth 0.5, while ``[P, 1, RetinaHead,
+    [nc]]`` keeps 4 at every scale.
+
+    Raises:
+        ModelConfigError: both the repeats column and ``num_convs`` set the depth.
+    """
+    if ctx.repeats > 1:
+        if len(args) > index:
+            raise ModelConfigError(f"{name}: the tower depth is set twice, by the repeats column ({ctx.repeats}) and "
+                                   f"by num_convs ({args[index]}); keep one")
+        return n
+    depth = args[index] if len(args) > index else default
+    if depth < 1:
+        raise ModelConfigError(f"{name} needs num_convs >= 1, got {depth}")
+    return depth
 
 
 def conv_tower(c: int, n: int, group_norm: bool = False) -> nn.Sequential:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from mirrordet.nn.head import DetectionHead
-from mirrordet.nn.modules.base import BuildContext, check_args, conv_tower, flat_channels
+from mirrordet.nn.modules.base import BuildContext, check_args, conv_tower, flat_channels, tower_depth
 from mirrordet.ops.anchor_boxes import flatten_levels
 from mirrordet.ops.detections import Detections
 from mirrordet.ops.nms import NMSSettings, dense_nms
@@ -87,7 +87,8 @@ class FCOSHead(DetectionHead):
 
     @classmethod
     def from_yaml(cls, c_in: list, args: list, n: int, ctx: BuildContext):
-        """Args ``[nc, num_convs=4, center_radius=1.5, topk=1000]``; ``from`` lists the levels."""
+        """Args ``[nc, num_convs=4, center_radius=1.5, topk=1000]``; ``from`` lists the levels. A repeats column
+        above 1 sets the branches' depth instead of ``num_convs``, scaled by the depth multiple (:func:`tower_depth`)."""
         check_args(cls.__name__, args, (("nc", int), ("num_convs", int), ("center_radius", float), ("topk", int)),
                    required=1)
         ch = flat_channels(c_in)
@@ -95,5 +96,5 @@ class FCOSHead(DetectionHead):
             raise ModelConfigError(f"FCOSHead needs levels of equal width (shared branches), got {ch}")
         if args[0] < 1:
             raise ModelConfigError(f"FCOSHead needs nc >= 1, got {args[0]}")
-        full = [args[0], tuple(ch), *args[1:]]
+        full = [args[0], tuple(ch), tower_depth(cls.__name__, args, 1, n, ctx), *args[2:]]
         return cls(*full), args[0], full

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from mirrordet.nn.head import DetectionHead
-from mirrordet.nn.modules.base import BuildContext, check_args, conv_tower, flat_channels
+from mirrordet.nn.modules.base import BuildContext, check_args, conv_tower, flat_channels, tower_depth
 from mirrordet.ops.anchor_boxes import decode_boxes, flatten_levels, grid_anchors
 from mirrordet.ops.boxes import xyxy2xywh
 from mirrordet.ops.detections import Detections
@@ -87,7 +87,8 @@ class RetinaHead(DetectionHead):
     @classmethod
     def from_yaml(cls, c_in: list, args: list, n: int, ctx: BuildContext):
         """Args ``[nc, sizes=None, ratios=[0.5, 1, 2], scales=[1, 2^(1/3), 2^(2/3)], num_convs=4,
-        fg_iou=0.5, bg_iou=0.4, box_loss='l1', topk=1000]``; ``from`` lists the levels."""
+        fg_iou=0.5, bg_iou=0.4, box_loss='l1', topk=1000]``; ``from`` lists the levels. A repeats column above 1
+        sets the subnets' depth instead of ``num_convs``, scaled by the depth multiple (:func:`tower_depth`)."""
         spec = (("nc", int), ("sizes", (list, type(None))), ("ratios", list), ("scales", list), ("num_convs", int),
                 ("fg_iou", float), ("bg_iou", float), ("box_loss", str), ("topk", int))
         check_args(cls.__name__, args, spec, required=1)
@@ -103,5 +104,7 @@ class RetinaHead(DetectionHead):
                 raise ModelConfigError(f"RetinaHead {k} must be positive numbers, got {v!r}")
         if len(args) > 7 and args[7] not in ("l1", "giou"):
             raise ModelConfigError(f"RetinaHead box_loss must be 'l1' or 'giou', got {args[7]!r}")
-        full = [args[0], tuple(ch), *args[1:]]
+        convs = tower_depth(cls.__name__, args, 4, n, ctx)
+        full = [args[0], tuple(ch), *args[1:4]]
+        full += [None, [0.5, 1.0, 2.0], list(SCALES3)][len(full) - 2:] + [convs, *args[5:]]
         return cls(*full), args[0], full
