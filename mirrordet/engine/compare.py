@@ -8,7 +8,9 @@ Two ways in:
   trained with exactly the same settings, each in a process of its own
   (:mod:`mirrordet.engine.compare_worker`), seed-major (seed 0 of every model, then seed 1, ...) so
   an interrupted comparison still holds matched pairs. Every run ends with the trainer's own
-  validation of its best.pt: one validator for all. ``vary=KEY=V1,V2`` adds a settings axis
+  validation of its best.pt: one validator for all. An interrupted comparison continues: the same command
+  with ``exist_ok=True`` reuses every run that finished with the same settings and package versions
+  (``compare_run.json`` in its folder) and trains the rest. ``vary=KEY=V1,V2`` adds a settings axis
   (engine/compare_vary.py): every model is trained once per value, e.g. ``vary=mixup=0,0.1``.
 - ``runs=dir1,dir2,...``: finished run folders (args.yaml, results.csv, metrics.json,
   weights/best.pt), grouped by the ``model`` recorded in their args.yaml (and the value of ``vary=KEY``). Runs
@@ -55,6 +57,7 @@ from mirrordet.utils.safe_yaml import load_yaml_file
 COMPARE_KEYS = ("models", "seeds", "runs", "baseline", "budget", "force", "vary")
 DEFAULT_SEEDS = [0, 1, 2]  # paired differences over three seeds: the smallest t interval worth reading
 OUTPUT_KEYS = ("project", "name", "exist_ok")
+RUN_RECORD = "compare_run.json"  # in each run folder: the settings it was trained with (see finished_run)
 def parse_list(value: Any, key: str) -> list[str]:
     """``"a,b"`` or ``["a", "b"]`` -> ``["a", "b"]`` (empty items dropped)."""
     if value is None:
@@ -247,17 +250,46 @@ def _baseline(given: Any, labels: Sequence[str], models: Sequence[str]) -> str:
     raise ConfigError(f"baseline={given!r} is none of the compared models ({', '.join(dict.fromkeys(labels))})")
 
 
+def _run_record(settings: Mapping[str, Any]) -> str:
+    """The JSON text that identifies a compare run: its settings and the package versions."""
+    from mirrordet.utils.versions import package_versions
+
+    return json.dumps({"settings": dict(settings), "versions": package_versions()}, sort_keys=True, indent=2,
+                      default=str)
+
+
+def finished_run(settings: Mapping[str, Any]) -> bool:
+    """True when ``project/name`` holds a run that this comparison trained to the end with exactly ``settings``
+    and the same package versions (its ``compare_run.json``, written after the run's memory record), so an
+    interrupted comparison re-run with ``exist_ok=True`` reuses it instead of training it again."""
+    run = Path(settings["project"]) / settings["name"]
+    record = run / RUN_RECORD
+    try:
+        return record.is_file() and (run / MEMORY_FILE).is_file() and record.read_text("utf-8") == _run_record(settings)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def train_run(settings: Mapping[str, Any]) -> Path:
-    """Train once in a child process (:mod:`mirrordet.engine.compare_worker`); returns the run folder.
+    """Train once in a child process (:mod:`mirrordet.engine.compare_worker`), unless :func:`finished_run`;
+    returns the run folder.
 
     ``settings`` must name ``project`` and ``name``; the run folder is ``project/name``.
     """
+    from mirrordet.utils.files import atomic_write_text
+
     run = Path(settings["project"]) / settings["name"]
+    if finished_run(settings):
+        LOGGER.info(f"{run}: finished earlier with these settings, reused")
+        return run
+    (run / RUN_RECORD).unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "mirrordet.engine.compare_worker", json.dumps(dict(settings))]
     code = subprocess.run(cmd, check=False).returncode
     if code != 0:
         raise MirrordetError(f"training {settings['model']} with seed {settings['seed']} failed (exit code {code}); "
-                             f"see its log above. Finished runs are kept in {run.parent}")
+                             f"see its log above. Finished runs are kept in {run.parent}; the same command with "
+                             "exist_ok=True reuses them")
+    atomic_write_text(run / RUN_RECORD, _run_record(settings))
     return run
 
 

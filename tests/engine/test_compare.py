@@ -243,3 +243,19 @@ def test_compare_varies_a_setting(tiny_shapes_yaml, tmp_path, monkeypatch):
     assert main(["compare", f"runs={runs[0]},{runs[1]}", f"project={tmp_path}", "name=refused"]) == 2
     assert main(["compare", f"runs={runs[0]},{runs[1]}", "vary=mixup", f"project={tmp_path}", "name=again"]) == 0
     assert [r["model"] for r in read_rows(tmp_path / "again" / "compare.csv")] == labels
+
+
+    def no_training(cmd, **kw):
+        raise AssertionError(f"trained again: {cmd}")
+
+    # the same command with exist_ok=True reuses both finished runs; a changed setting trains again
+    import mirrordet.engine.compare as compare_module
+
+    monkeypatch.setattr(compare_module.subprocess, "run", no_training)
+    settings = {"models": str(model), "vary": "mixup=0,0.5", "data": str(tiny_shapes_yaml), "seeds": "0",
+                **TINY, "project": str(tmp_path), "name": "vary", "exist_ok": True}
+    assert compare(settings, latency_runs=1) == out
+    assert [r["model"] for r in read_rows(out / "compare.csv")] == labels
+    with pytest.raises(AssertionError, match="trained again"):
+        compare({**settings, "lr0": 0.02}, latency_runs=1)
+    assert not (runs[0] / "compare_run.json").exists()  # a run being replaced is no longer marked finished
