@@ -90,15 +90,16 @@ def export_mode(overrides: Mapping[str, Any]) -> Path:
 
 
 def convert_mode(overrides: Mapping[str, Any]) -> Path:
-    """`mirrordet convert`: the checkpoint ``model`` (an Ultralytics file is converted in memory) written as a
-    mirrordet checkpoint ``<stem>-mirrordet.pt`` beside it (``exist_ok=True`` overwrites); returns its path."""
+    """`mirrordet convert`: the checkpoint ``model`` (an Ultralytics file or a torchvision detector's state dict is
+    converted in memory) written as a mirrordet checkpoint ``<stem>-mirrordet.pt`` beside it (``exist_ok=True``
+    overwrites); returns its path."""
     from mirrordet.engine.checkpoint import save_checkpoint
     from mirrordet.engine.weights import read_checkpoint
 
     cfg = get_cfg({k: overrides[k] for k in (*MODEL_KEYS, "exist_ok") if k in overrides})
     src = Path(str(cfg["model"]))
-    if src.suffix != ".pt":
-        raise ConfigError(f"convert reads a checkpoint (model=file.pt), got model={src}")
+    if src.suffix not in (".pt", ".pth"):
+        raise ConfigError(f"convert reads a checkpoint (model=file.pt or .pth), got model={src}")
     out = src.with_name(f"{src.stem}-mirrordet.pt")
     if out.exists() and not cfg["exist_ok"]:
         raise ConfigError(f"{out} exists; pass exist_ok=True to overwrite it")

@@ -8,6 +8,7 @@ import torch
 
 from mirrordet.engine.checkpoint import load_checkpoint, load_state_dict_checked
 from mirrordet.engine.checkpoint_format import Checkpoint
+from mirrordet.engine.import_torchvision import read_torchvision_checkpoint
 from mirrordet.engine.import_ultralytics import is_ultralytics_checkpoint, read_ultralytics_checkpoint
 from mirrordet.nn.graph import ModelGraph, build_model
 from mirrordet.utils.errors import CheckpointError
@@ -16,7 +17,8 @@ from mirrordet.utils.log import LOGGER
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Load and validate ``path`` (``torch.load(weights_only=True)`` only). An Ultralytics checkpoint is
-    converted in memory by :mod:`mirrordet.engine.import_ultralytics` (read as inert data, never run).
+    converted in memory by :mod:`mirrordet.engine.import_ultralytics` (read as inert data, never run), a
+    torchvision detector's state dict by :mod:`mirrordet.engine.import_torchvision`.
 
     Raises:
         CheckpointError: a file that is neither, or that fails their checks.
@@ -26,6 +28,9 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     except CheckpointError:  # only then is the archive read once more, to see whether it is Ultralytics'
         if is_ultralytics_checkpoint(path):
             return read_ultralytics_checkpoint(path)
+        converted = read_torchvision_checkpoint(path)
+        if converted is not None:
+            return converted
         raise
 
 

@@ -10,8 +10,8 @@ from torch import nn
 
 from mirrordet.nn.head import Head
 from mirrordet.nn.init import set_batchnorm, zero_init_residual
-from mirrordet.nn.parser import (LayerRow, batchnorm_options, load_model_yaml, parse_model, parse_yaml_text,
-                                 resolve_model_yaml)
+from mirrordet.nn.parser import (LayerRow, batchnorm_options, load_model_yaml, normalize_options, parse_model,
+                                 parse_yaml_text, resolve_model_yaml)
 from mirrordet.utils.errors import ModelConfigError
 from mirrordet.utils.safe_yaml import read_yaml_text
 
@@ -54,6 +54,11 @@ class ModelGraph(nn.Module):
             zero_init_residual(self)
         if d.get("batchnorm"):
             set_batchnorm(self, **batchnorm_options(d, source))
+        norm = normalize_options(d, ch, source)
+        self.normalize = norm is not None
+        if norm is not None:  # part of the network (and of its exports), not of the checkpoint's tensors
+            self.register_buffer("input_mean", torch.tensor(norm[0]).view(1, ch, 1, 1), persistent=False)
+            self.register_buffer("input_std", torch.tensor(norm[1]).view(1, ch, 1, 1), persistent=False)
         self.register_buffer("stride", self._probe_strides(), persistent=False)
         if isinstance(head, Head):
             head.set_strides(self.stride)
@@ -91,11 +96,13 @@ class ModelGraph(nn.Module):
         return max_input_stride(self.stride)
 
     def forward(self, x: torch.Tensor, targets: Mapping[str, torch.Tensor] | None = None) -> Any:
-        """x: [B, ch, H, W] float image batch -> the head's output (see the head's docstring).
+        """x: [B, ch, H, W] float image batch in [0, 1] -> the head's output (see the head's docstring).
 
         ``targets`` (the batch's ``cls``, ``bboxes``, ``batch_idx``, ``img``) reach the head in training
         when it samples its own targets (``Head.needs_targets``); every other layer ignores them.
         """
+        if self.normalize:  # the YAML's `normalize`: standardized as the weights expect
+            x = (x - self.input_mean) / self.input_std
         image, outputs, last = x, {}, len(self.layers) - 1
         for i, (m, src) in enumerate(zip(self.layers, self.sources)):
             ins = [image if k == -1 else (x if k == i - 1 else outputs[k]) for k in src]

@@ -38,7 +38,8 @@ from mirrordet.utils.files import bundled_dir, find_yaml
 from mirrordet.utils.safe_yaml import MAX_CLASSES, check_bounded, load_yaml_text, read_yaml_text, short_repr
 
 TOP_LEVEL_KEYS = {"nc", "scales", "backbone", "head", "depth_multiple", "width_multiple", "zero_init_residual",
-                  "end2end", "reg_max", "activation", "kpt_shape", "batchnorm"}
+                  "end2end", "reg_max", "activation", "kpt_shape", "batchnorm", "normalize", "conventions"}
+CONVENTIONS = ("mirrordet", "torchvision")
 SYMBOLS: dict[str, Any] = {"None": None}
 SCALE_RE = re.compile(r"^(?P<base>.*?\d+)(?P<scale>[nslmx])(?P<rest>(-.*)?)$")
 # Bounds that keep a few characters of YAML from building an unbounded model.
@@ -238,7 +239,28 @@ def head_options(d: dict, source: str) -> dict[str, Any]:
             raise ModelConfigError(f"{source}: `kpt_shape` must be [keypoints (1..{MAX_KEYPOINTS}), 2 or 3], "
                                    f"got {short_repr(kpt)}")
         kpt = (kpt[0], kpt[1])
-    return {"end2end": end2end, "reg_max": reg_max, "kpt_shape": kpt}
+    conventions = d.get("conventions", "mirrordet")
+    if conventions not in CONVENTIONS:
+        raise ModelConfigError(f"{source}: `conventions` must be one of {', '.join(CONVENTIONS)}, "
+                               f"got {short_repr(conventions)}")
+    return {"end2end": end2end, "reg_max": reg_max, "kpt_shape": kpt, "conventions": conventions}
+
+
+def normalize_options(d: dict, ch: int, source: str) -> tuple[list[float], list[float]] | None:
+    """The checked top-level ``normalize: {mean: [ch floats], std: [ch positive floats]}`` (None when absent)."""
+    norm = d.get("normalize")
+    if norm is None:
+        return None
+
+    def numbers(v: Any) -> bool:
+        return (isinstance(v, list) and len(v) == ch
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v))
+
+    ok = isinstance(norm, dict) and set(norm) == {"mean", "std"} and numbers(norm["mean"]) and numbers(norm["std"])
+    if not ok or not all(x > 0 for x in norm["std"]):
+        raise ModelConfigError(f"{source}: `normalize` must be {{mean: [{ch} numbers], std: [{ch} positive numbers]}} "
+                               f"(per input channel, for inputs in [0, 1]), got {short_repr(norm)}")
+    return [float(x) for x in norm["mean"]], [float(x) for x in norm["std"]]
 
 
 def _build_rows(d: dict, ctx: BuildContext, ch: int, source: str) -> tuple[ParsedModel, BuildContext]:

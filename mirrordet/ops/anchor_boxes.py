@@ -46,6 +46,30 @@ def grid_anchors(shapes: Sequence[tuple[int, int]], strides: Sequence[float], si
     return torch.cat(out)
 
 
+def torchvision_grid_anchors(shapes: Sequence[tuple[int, int]], strides: Sequence[float], sizes: Sequence[float],
+                             ratios: Sequence[float], scales: Sequence[float],
+                             device: torch.device | None = None) -> torch.Tensor:
+    """:func:`grid_anchors` as torchvision's ``AnchorGenerator`` places them: [A, 4] xyxy pixels.
+
+    Differences from mirrordet's own: each anchor size is ``int(size * scale)`` (torchvision's detectors list
+    their sizes that way), the zero-centred base anchors are rounded to whole pixels, and they sit on cell
+    corners (``x * stride``), not centres.
+    """
+    out = []
+    for (h, w), st, size in zip(shapes, strides, sizes):
+        r = torch.as_tensor(ratios, dtype=torch.float32)
+        s = torch.as_tensor([float(int(size * k)) for k in scales], dtype=torch.float32)
+        hs = (r.sqrt()[:, None] * s[None, :]).reshape(-1)
+        ws = ((1 / r.sqrt())[:, None] * s[None, :]).reshape(-1)
+        base = (torch.stack([-ws, -hs, ws, hs], 1) / 2).round().to(device)
+        ys = torch.arange(h, device=device, dtype=torch.float32) * st
+        xs = torch.arange(w, device=device, dtype=torch.float32) * st
+        yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+        shifts = torch.stack([xx, yy, xx, yy], -1).reshape(-1, 1, 4)
+        out.append((shifts + base[None]).reshape(-1, 4))
+    return torch.cat(out)
+
+
 def flatten_levels(maps: Sequence[torch.Tensor], c: int) -> torch.Tensor:
     """Per-level head maps [B, K * c, H, W] -> [B, sum(H * W * K), c] (location-major, then anchor)."""
     b = maps[0].shape[0]

@@ -164,3 +164,35 @@ def non_max_suppression(
     nms = NMSSettings(conf_thres, iou_thres, max_det, None if classes is None else tuple(classes), agnostic,
                       multi_label)
     return [d.rows() for d in dense_nms(prediction, nms, max_nms)]
+
+
+def per_level_nms(prediction: torch.Tensor, level_sizes: Sequence[int], image_hw: tuple[int, int],
+                  nms: NMSSettings, topk: int = 1000) -> list[Detections]:
+    """Per-image NMS of a dense multi-label output the way torchvision's one-stage detectors decode it.
+
+    Per level: every (box, class) pair scored above ``nms.conf``, the ``topk`` best of the level, boxes clipped
+    to ``image_hw``; then the levels together through class-wise (or agnostic) NMS, ``nms.max_det`` kept.
+
+    Args:
+        prediction: [B, 4 + nc, A] boxes as xywh pixels, per-class scores in [0, 1].
+        level_sizes: anchors per level (summing to A), finest first.
+        image_hw: (height, width) of the network input, in pixels.
+    """
+    out: list[Detections] = []
+    h, w = image_hw
+    for x in prediction.transpose(1, 2):  # [A, 4 + nc]
+        boxes, scores, labels = [], [], []
+        for lvl in x.split(list(level_sizes)):
+            flat = lvl[:, 4:].flatten()  # anchor-major, class-minor
+            idx = (flat > nms.conf).nonzero(as_tuple=True)[0]
+            s, order = flat[idx].topk(min(topk, idx.numel()))
+            idx = idx[order]
+            anchor, cls = idx // (x.shape[1] - 4), idx % (x.shape[1] - 4)
+            b = xywh2xyxy(lvl[anchor, :4])
+            b = torch.stack([b[:, 0].clamp(0, w), b[:, 1].clamp(0, h), b[:, 2].clamp(0, w), b[:, 3].clamp(0, h)], 1)
+            boxes.append(b)
+            scores.append(s)
+            labels.append(cls)
+        out.append(select_and_suppress(torch.cat(boxes), torch.cat(scores), torch.cat(labels), nms,
+                                       topk=sum(level_sizes) * (x.shape[1] - 4)))
+    return out

@@ -1,4 +1,5 @@
-"""Top-level keys of model YAMLs beyond the layers: end2end, reg_max, kpt_shape, batchnorm."""
+"""Top-level keys of model YAMLs beyond the layers: end2end, reg_max, kpt_shape, batchnorm, normalize,
+conventions."""
 
 import pytest
 
@@ -39,6 +40,19 @@ def test_batchnorm_constants_reach_every_batchnorm_layer():
     assert all(m.eps == 1e-3 and m.momentum == 0.03 for m in ModelGraph(BODY).modules() if isinstance(m, nn.BatchNorm2d))
 
 
+def test_normalize_standardizes_the_input_inside_the_network():
+    import torch
+
+    plain = ModelGraph(BODY).eval()
+    norm = ModelGraph("normalize: {mean: [0.1, 0.2, 0.3], std: [0.5, 0.25, 2.0]}\n" + BODY).eval()
+    norm.load_state_dict(plain.state_dict())  # the constants are not tensors of the checkpoint
+    x = torch.rand(1, 3, 64, 64)
+    mean, std = torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1), torch.tensor([0.5, 0.25, 2.0]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(norm(x), plain((x - mean) / std), atol=1e-5)
+        assert not torch.allclose(norm(x), plain(x), atol=1e-3)
+
+
 def test_kpt_shape_is_parsed():
     assert ModelGraph("kpt_shape: [17, 3]\n" + BODY).kpt_shape == (17, 3)
     assert ModelGraph(BODY).kpt_shape is None
@@ -51,7 +65,12 @@ def test_kpt_shape_is_parsed():
                                          ("kpt_shape: 17", "`kpt_shape` must be"),
                                          ("batchnorm: {eps: 0}", "`batchnorm` must be"),
                                          ("batchnorm: {eps: 1.0e-5, decay: 0.1}", "`batchnorm` must be"),
-                                         ("batchnorm: 0.1", "`batchnorm` must be")])
+                                         ("batchnorm: 0.1", "`batchnorm` must be"),
+                                         ("normalize: {mean: [0.5, 0.5], std: [1, 1, 1]}", "`normalize` must be"),
+                                         ("normalize: {mean: [0, 0, 0], std: [1, 0, 1]}", "`normalize` must be"),
+                                         ("normalize: {mean: [0, 0, 0]}", "`normalize` must be"),
+                                         ("normalize: [0.5, 0.2]", "`normalize` must be"),
+                                         ("conventions: detectron2", "`conventions` must be one of")])
 def test_bad_values_name_the_file(line, match):
     with pytest.raises(ModelConfigError, match=f"m.yaml: {match}"):
         ModelGraph(f"{line}\n" + BODY, source="m.yaml")

@@ -44,6 +44,8 @@ class BuildContext:
             (1: the head regresses the four side distances directly, no DFL).
         kpt_shape: the file's top-level ``kpt_shape`` (keypoints, values per keypoint), or None.
         repeats: the repeats column of the row being built, as written (before the depth multiple).
+        conventions: the file's top-level ``conventions``: ``mirrordet``, or ``torchvision`` (heads that support
+            it place anchors and decode as torchvision's detectors do).
     """
 
     nc: int
@@ -56,6 +58,7 @@ class BuildContext:
     reg_max: int = 16
     kpt_shape: tuple[int, int] | None = None
     repeats: int = 1
+    conventions: str = "mirrordet"
 
     def channels(self, c: int) -> int:
         """Scaled channel count: ``make_divisible(min(c, max_channels) * width, 8)``."""

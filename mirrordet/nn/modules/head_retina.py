@@ -9,10 +9,10 @@ from torch import nn
 
 from mirrordet.nn.head import DetectionHead
 from mirrordet.nn.modules.base import BuildContext, check_args, conv_tower, flat_channels, tower_depth
-from mirrordet.ops.anchor_boxes import decode_boxes, flatten_levels, grid_anchors
+from mirrordet.ops.anchor_boxes import decode_boxes, flatten_levels, grid_anchors, torchvision_grid_anchors
 from mirrordet.ops.boxes import xyxy2xywh
 from mirrordet.ops.detections import Detections
-from mirrordet.ops.nms import NMSSettings, dense_nms
+from mirrordet.ops.nms import NMSSettings, dense_nms, per_level_nms
 from mirrordet.registry import MODULES
 from mirrordet.utils.errors import ModelConfigError
 
@@ -29,6 +29,9 @@ class RetinaHead(DetectionHead):
         ratios: anchor h / w ratios. scales: anchor size multipliers (K = len(ratios) * len(scales)).
         num_convs: 3x3 convs in each subnet. fg_iou, bg_iou: matcher thresholds (read by the loss).
         box_loss: ``l1`` (on deltas) or ``giou`` (on decoded boxes). topk: candidates kept before NMS.
+        conventions: ``mirrordet`` (anchors on cell centres; the ``topk`` best of all levels to NMS) or
+            ``torchvision`` (the file's top-level key: anchors as torchvision's ``AnchorGenerator`` places them,
+            and per level the ``topk`` best, clipped to the input, then NMS, as torchvision's RetinaNet decodes).
 
     Forward:
         training: [cls [B, A, nc] logits, deltas [B, A, 4] (dx, dy, dw, dh), anchors [B, A, 4] xyxy
@@ -44,8 +47,11 @@ class RetinaHead(DetectionHead):
 
     def __init__(self, nc: int, ch: tuple[int, ...], sizes: list[float] | None = None,
                  ratios: list[float] = (0.5, 1.0, 2.0), scales: list[float] = tuple(SCALES3), num_convs: int = 4,
-                 fg_iou: float = 0.5, bg_iou: float = 0.4, box_loss: str = "l1", topk: int = 1000) -> None:
+                 fg_iou: float = 0.5, bg_iou: float = 0.4, box_loss: str = "l1", topk: int = 1000,
+                 conventions: str = "mirrordet") -> None:
         super().__init__()
+        self.conventions = conventions
+        self.layout: tuple[list[int], tuple[int, int]] | None = None  # eval: anchors per level, input (h, w)
         c = ch[0]
         self.nc, self.nl = nc, len(ch)
         self.sizes, self.ratios, self.scales = sizes, list(ratios), list(scales)
@@ -66,8 +72,9 @@ class RetinaHead(DetectionHead):
 
     def anchors(self, feats: list[torch.Tensor]) -> torch.Tensor:
         """[A, 4] xyxy pixel anchors of the levels ``feats`` (only their shapes are read)."""
-        return grid_anchors([f.shape[-2:] for f in feats], self.stride.tolist(), self.anchor_sizes(),
-                            self.ratios, self.scales, feats[0].device)
+        place = torchvision_grid_anchors if self.conventions == "torchvision" else grid_anchors
+        return place([f.shape[-2:] for f in feats], self.stride.tolist(), self.anchor_sizes(), self.ratios, self.scales,
+                     feats[0].device)
 
     def forward(self, x: list[torch.Tensor] | torch.Tensor) -> list[torch.Tensor] | torch.Tensor:
         x = [x] if isinstance(x, torch.Tensor) else list(x)  # one level arrives as a tensor
@@ -77,11 +84,19 @@ class RetinaHead(DetectionHead):
         if self.training:
             return [cls, deltas, anchors.expand(cls.shape[0], -1, -1)]
         boxes = xyxy2xywh(decode_boxes(deltas.float(), anchors[None].float()))
+        s0 = float(self.stride[0])
+        self.layout = ([f.shape[-2] * f.shape[-1] * self.na for f in x],
+                       (round(x[0].shape[-2] * s0), round(x[0].shape[-1] * s0)))
         return torch.cat([boxes, cls.float().sigmoid()], 2).transpose(1, 2)
 
     def postprocess(self, preds: torch.Tensor, nms: NMSSettings) -> list[Detections]:
         """Eval output [B, 4 + nc, A] -> per image :class:`Detections`: every (box, class) pair above
-        ``nms.conf`` (always multi-label), the ``topk`` best, NMS, ``nms.max_det`` kept."""
+        ``nms.conf`` (always multi-label), the ``topk`` best (per level with torchvision's conventions, of the
+        last forward's levels), NMS, ``nms.max_det`` kept."""
+        if self.conventions == "torchvision":
+            if self.layout is None or sum(self.layout[0]) != preds.shape[-1]:
+                raise RuntimeError("RetinaHead with torchvision conventions decodes the output of its last forward")
+            return per_level_nms(preds, *self.layout, nms, self.topk)
         return dense_nms(preds, nms, self.topk, multi_label=True)
 
     @classmethod
@@ -107,4 +122,5 @@ class RetinaHead(DetectionHead):
         convs = tower_depth(cls.__name__, args, 4, n, ctx)
         full = [args[0], tuple(ch), *args[1:4]]
         full += [None, [0.5, 1.0, 2.0], list(SCALES3)][len(full) - 2:] + [convs, *args[5:]]
-        return cls(*full), args[0], full
+        module = cls(*full, **({"conventions": ctx.conventions} if ctx.conventions != "mirrordet" else {}))
+        return module, args[0], full

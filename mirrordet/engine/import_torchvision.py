@@ -1,0 +1,182 @@
+"""torchvision detector state dicts (``torch.save(model.state_dict())`` of a ``torchvision.models.detection``
+model, or a downloaded ``*_coco-*.pth``) read into the matching mirrordet YAML.
+
+The file is plain tensors (``torch.load(weights_only=True)``). Its family is recognized by its keys, every
+tensor is renamed to the layer of mirrordet's reference YAML that has torchvision's layout parameter for
+parameter, and the converted model's YAML gains two top-level keys, so that it reproduces torchvision's
+detections with those weights:
+
+- ``normalize``: ImageNet's mean and std, which torchvision's ``GeneralizedRCNNTransform`` applies to the
+  [0, 1] input;
+- ``conventions: torchvision``: anchors placed and detections decoded as torchvision's heads do
+  (:func:`mirrordet.ops.anchor_boxes.torchvision_grid_anchors`, :func:`mirrordet.ops.nms.per_level_nms`).
+
+torchvision also resizes every image so that its short side is 800 pixels (at most 1333 on the long side);
+mirrordet letterboxes to ``imgsz`` instead, so use ``imgsz=800`` to ``1344`` for such weights. Detections are
+the same as torchvision's when the input is the same (an image whose sides are multiples of the model's
+largest stride, 128, needs no padding in either).
+
+Supported: ``retinanet_resnet50_fpn`` (into retinanet-r50-fpn.yaml). Other families are refused by name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from mirrordet.engine.checkpoint import cpu_state, load_state_dict_checked
+from mirrordet.engine.checkpoint_format import Checkpoint
+from mirrordet.nn.graph import ModelGraph
+from mirrordet.nn.parser import load_model_yaml
+from mirrordet.utils.errors import CheckpointError
+from mirrordet.utils.log import LOGGER
+from mirrordet.utils.safe_load import safe_torch_load
+
+IMAGENET = "normalize: {mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}"
+Rule = tuple[str, Callable[[re.Match], str]]
+
+
+def _subnet(prefix: str) -> Callable[[re.Match], str]:
+    """``conv.<i>.0.`` of a torchvision head branch -> mirrordet's ``<prefix>.<2 i>.`` (conv, ReLU pairs)."""
+    return lambda m: f"{prefix}.{2 * int(m.group(1))}."
+
+
+@dataclass(frozen=True)
+class Family:
+    """One torchvision detector and the mirrordet YAML with its layout.
+
+    Attributes:
+        name: torchvision's builder. yaml: the bundled YAML. marker / absent: keys that identify its state dicts
+        (present / not present). rules: (regex on a torchvision key, replacement of the match) in order.
+        nc_key, anchors: the key whose first dimension is ``anchors x nc``, and the anchors per location.
+    """
+
+    name: str
+    yaml: str
+    marker: str
+    absent: tuple[str, ...]
+    rules: tuple[Rule, ...]
+    nc_key: str
+    anchors: int
+
+
+_RESNET_FPN: tuple[Rule, ...] = (
+    (r"^backbone\.body\.conv1\.", lambda m: "layers.0.stages.0.0."),
+    (r"^backbone\.body\.bn1\.", lambda m: "layers.0.stages.0.1."),
+    (r"^backbone\.body\.layer(\d)\.", lambda m: f"layers.0.stages.{m.group(1)}."),
+    (r"^backbone\.fpn\.", lambda m: "layers.1.fpn."),
+)
+FAMILIES = (
+    Family("retinanet_resnet50_fpn", "retinanet-r50-fpn.yaml", "head.classification_head.cls_logits.weight",
+           ("head.classification_head.conv.0.1.weight",),  # GroupNorm in the towers: retinanet_resnet50_fpn_v2
+           _RESNET_FPN + (
+               (r"^head\.classification_head\.conv\.(\d+)\.0\.", _subnet("layers.2.cls_subnet")),
+               (r"^head\.classification_head\.cls_logits\.", lambda m: "layers.2.cls_logits."),
+               (r"^head\.regression_head\.conv\.(\d+)\.0\.", _subnet("layers.2.box_subnet")),
+               (r"^head\.regression_head\.bbox_reg\.", lambda m: "layers.2.bbox_reg."),
+           ), "head.classification_head.cls_logits.weight", 9),
+)
+# torchvision families recognized by a key, refused by name until mirrordet reproduces them
+NOT_YET = {"head.classification_head.conv.0.1.weight": "retinanet_resnet50_fpn_v2",
+           "head.regression_head.bbox_ctrness.weight": "fcos_resnet50_fpn",
+           "roi_heads.mask_head.mask_fcn1.weight": "maskrcnn_resnet50_fpn",
+           "roi_heads.mask_head.0.0.weight": "maskrcnn_resnet50_fpn_v2",
+           "roi_heads.box_head.fc6.weight": "fasterrcnn_resnet50_fpn",
+           "roi_heads.box_head.0.0.weight": "fasterrcnn_resnet50_fpn_v2"}
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor] | None:
+    """The file's tensors when it is a plain state dict (names -> tensors), else None."""
+    try:
+        obj = safe_torch_load(path)
+    except Exception:  # not a readable torch file: the caller's own error stands
+        return None
+    if isinstance(obj, dict) and obj and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+        return obj
+    return None
+
+
+def detect_family(state: dict[str, torch.Tensor]) -> Family | None:
+    """The supported family whose keys ``state`` has (None: not a torchvision detector mirrordet reads).
+
+    Raises:
+        CheckpointError: a torchvision detector family mirrordet does not reproduce yet (named).
+    """
+    for family in FAMILIES:
+        if family.marker in state and not any(k in state for k in family.absent):
+            return family
+    for key, name in NOT_YET.items():
+        if key in state:
+            raise CheckpointError(f"this is a torchvision {name} state dict; mirrordet imports only "
+                                  f"{', '.join(f.name for f in FAMILIES)} so far")
+    return None
+
+
+def rename(key: str, family: Family) -> str | None:
+    """A torchvision key under mirrordet's name (None: no rule matches)."""
+    for pattern, repl in family.rules:
+        m = re.match(pattern, key)
+        if m:
+            return repl(m) + key[m.end():]
+    return None
+
+
+def _names(nc: int, family: Family) -> dict[int, str]:
+    """COCO's category names for a 91-class COCO file (torchvision's own list, index = category id), else
+    ``class<i>``."""
+    if nc == 91:
+        from torchvision.models import get_model_weights
+
+        for weights in get_model_weights(family.name):
+            categories = weights.meta.get("categories")
+            if isinstance(categories, list) and len(categories) == nc:
+                return {i: str(c) for i, c in enumerate(categories)}
+    return {i: f"class{i}" for i in range(nc)}
+
+
+def convert_state_dict(state: dict[str, torch.Tensor], family: Family, source: str | Path) -> Checkpoint:
+    """torchvision tensors -> a mirrordet :class:`Checkpoint` of ``family``'s YAML (plus ``normalize`` and
+    ``conventions: torchvision``).
+
+    Raises:
+        CheckpointError: a key no rule maps, or tensors that do not fit the architecture (named).
+    """
+    out_channels = state[family.nc_key].shape[0]
+    if out_channels % family.anchors:
+        raise CheckpointError(f"{source}: {family.nc_key} has {out_channels} outputs, not a multiple of "
+                              f"{family.anchors} anchors")
+    nc = out_channels // family.anchors
+    text = load_model_yaml(family.yaml)[1].rstrip() + f"\n\n# imported from torchvision {family.name}\n" \
+        f"{IMAGENET}\nconventions: torchvision\n"
+    names = _names(nc, family)
+    net = ModelGraph(text, nc=nc, source=f"{source} ({family.yaml})", names=names)
+    mapped: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        name = rename(key, family)
+        if name is None:
+            raise CheckpointError(f"{source}: torchvision key {key!r} has no place in {family.yaml}")
+        mapped[name] = tensor.float() if tensor.is_floating_point() else tensor
+    for name, tensor in net.state_dict().items():  # mirrordet's own buffers; FrozenBatchNorm has no counter
+        if name not in mapped and (name.endswith(".stride") or name.endswith(".num_batches_tracked")):
+            mapped[name] = tensor
+    load_state_dict_checked(net, mapped, source)
+    LOGGER.info(f"{source}: torchvision {family.name} state dict ({nc} classes) converted into {family.yaml}")
+    return Checkpoint(model_yaml=text, model=cpu_state(net.state_dict()), model_cfg={"scale": None, "nc": nc},
+                      names=names, train_args={}, date="", version=f"torchvision {family.name}")
+
+
+def read_torchvision_checkpoint(path: str | Path) -> Checkpoint | None:
+    """``path`` converted when it is a supported torchvision detector state dict; None when it is not one.
+
+    Raises:
+        CheckpointError: a torchvision detector mirrordet does not reproduce yet, or tensors that do not fit.
+    """
+    state = read_state_dict(path)
+    if state is None:
+        return None
+    family = detect_family(state)
+    return None if family is None else convert_state_dict(state, family, path)

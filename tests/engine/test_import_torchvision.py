@@ -1,0 +1,96 @@
+"""torchvision detector state dicts: imported into the matching YAML, they give torchvision's own detections."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torchvision.models import detection
+
+from mirrordet.cli import main
+from mirrordet.engine.import_torchvision import FAMILIES, _names, detect_family
+from mirrordet.engine.weights import load_weights, read_checkpoint
+from mirrordet.ops.nms import NMSSettings
+from mirrordet.utils.errors import CheckpointError
+
+H, W = 512, 640  # sides that are multiples of 128 (the largest stride): no resize or padding in either tool
+
+
+def sorted_detections(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """[n, 6] rows (score, label, x1, y1, x2, y2) in a fixed order: score, then label, then x1."""
+    rows = torch.cat([scores[:, None], labels[:, None].float(), boxes], 1)
+    order = sorted(range(len(rows)), key=lambda i: (-round(float(rows[i, 0]), 6), int(rows[i, 1]), float(rows[i, 2])))
+    return rows[order]
+
+
+@pytest.fixture(scope="module")
+def retinanet_file(tmp_path_factory):
+    """A seeded torchvision retinanet_resnet50_fpn (5 classes) with scores spread out, saved as a state dict."""
+    torch.manual_seed(0)
+    tv = detection.retinanet_resnet50_fpn(weights=None, weights_backbone=None, num_classes=5, min_size=H, max_size=W)
+    with torch.no_grad():
+        tv.head.classification_head.cls_logits.bias.fill_(-1.0)  # the 0.01 prior would leave nothing above 0.05
+        for m in tv.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):  # statistics that are not the identity
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    path = tmp_path_factory.mktemp("tv") / "retinanet.pth"
+    torch.save(tv.state_dict(), path)
+    return tv.eval(), path
+
+
+def test_retinanet_detections_equal_torchvision(retinanet_file):
+    tv, path = retinanet_file
+    net, ckpt = load_weights(path)
+    assert "conventions: torchvision" in ckpt.model_yaml and "normalize:" in ckpt.model_yaml
+    assert net.nc == 5 and ckpt.version == "torchvision retinanet_resnet50_fpn"
+    x = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = tv([x[0]])[0]
+        ours = net.eval().head.postprocess(net(x), NMSSettings(conf=0.05, iou=0.5, max_det=300))[0]
+    assert len(ref["boxes"]) == len(ours) == 300
+    a = sorted_detections(ref["boxes"], ref["scores"], ref["labels"])
+    b = sorted_detections(ours.boxes, ours.scores, ours.labels)
+    assert torch.equal(a[:, 1], b[:, 1])  # labels
+    assert (a - b).abs().max() < 1e-4  # scores and boxes (pixels)
+
+
+def test_convert_writes_a_checkpoint_that_loads_with_weights_only(retinanet_file, tmp_path):
+    import shutil
+
+    _, path = retinanet_file
+    src = shutil.copy(path, tmp_path / "retinanet.pth")
+    assert main(["convert", f"model={src}"]) == 0
+    out = tmp_path / "retinanet-mirrordet.pt"
+    plain = torch.load(out, weights_only=True)
+    assert "conventions: torchvision" in plain["model_yaml"]
+    a, b = load_weights(out)[0].eval(), load_weights(src)[0].eval()
+    x = torch.rand(1, 3, 256, 256)
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x))
+
+
+def test_other_torchvision_families_are_refused_by_name(tmp_path):
+    with pytest.raises(CheckpointError, match="fcos_resnet50_fpn"):
+        detect_family({"head.regression_head.bbox_ctrness.weight": torch.zeros(1)})
+    with pytest.raises(CheckpointError, match="retinanet_resnet50_fpn_v2"):
+        detect_family({"head.classification_head.cls_logits.weight": torch.zeros(1),
+                       "head.classification_head.conv.0.1.weight": torch.zeros(1)})
+    path = tmp_path / "resnet.pth"  # a classifier's state dict is still refused as before
+    torch.save({"conv1.weight": torch.zeros(1), "fc.weight": torch.zeros(1)}, path)
+    with pytest.raises(CheckpointError, match="plain state dict"):
+        read_checkpoint(path)
+
+
+def test_a_key_without_a_place_is_named(retinanet_file, tmp_path):
+    tv, _ = retinanet_file
+    state = {**tv.state_dict(), "head.extra.weight": torch.zeros(1)}
+    path = tmp_path / "extra.pth"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="head.extra.weight"):
+        read_checkpoint(path)
+
+
+def test_coco_files_get_cocos_names():
+    names = _names(91, FAMILIES[0])
+    assert names[1] == "person" and names[0] == "__background__" and len(names) == 91
+    assert _names(5, FAMILIES[0]) == {i: f"class{i}" for i in range(5)}
