@@ -16,7 +16,10 @@ mirrordet letterboxes to ``imgsz`` instead, so use ``imgsz=800`` to ``1344`` for
 the same as torchvision's when the input is the same (an image whose sides are multiples of the model's
 largest stride, 128, needs no padding in either).
 
-Supported: ``retinanet_resnet50_fpn`` (into retinanet-r50-fpn.yaml). Other families are refused by name.
+Supported: ``retinanet_resnet50_fpn`` (into retinanet-r50-fpn.yaml), ``fcos_resnet50_fpn`` (fcos-r50-fpn.yaml),
+``fasterrcnn_resnet50_fpn`` (faster-rcnn-r50-fpn.yaml) and ``maskrcnn_resnet50_fpn`` (maskrcnn-r50-fpn.yaml; the
+two-stage files count a background class, so torchvision's label ``k`` is mirrordet's class ``k - 1``). The
+``_v2`` models are recognized and refused by name.
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ class Family:
     Attributes:
         name: torchvision's builder. yaml: the bundled YAML. marker / absent: keys that identify its state dicts
         (present / not present). rules: (regex on a torchvision key, replacement of the match) in order.
-        nc_key, anchors: the key whose first dimension is ``anchors x nc``, and the anchors per location.
+        nc_key, anchors, background: the key whose first dimension is ``anchors x (nc + background)``, the anchors
+        per location, and 1 when torchvision counts a background class there (two-stage heads: torchvision's
+        label ``k`` is mirrordet's class ``k - 1``).
     """
 
     name: str
@@ -62,6 +67,7 @@ class Family:
     rules: tuple[Rule, ...]
     nc_key: str
     anchors: int
+    background: int = 0
 
 
 _RESNET_FPN: tuple[Rule, ...] = (
@@ -70,23 +76,43 @@ _RESNET_FPN: tuple[Rule, ...] = (
     (r"^backbone\.body\.layer(\d)\.", lambda m: f"layers.0.stages.{m.group(1)}."),
     (r"^backbone\.fpn\.", lambda m: "layers.1.fpn."),
 )
+_RCNN: tuple[Rule, ...] = (
+    (r"^rpn\.head\.conv\.0\.0\.", lambda m: "layers.2.rpn.conv.0."),
+    (r"^rpn\.head\.(cls_logits|bbox_pred)\.", lambda m: f"layers.2.rpn.{m.group(1)}."),
+    (r"^roi_heads\.box_head\.fc6\.", lambda m: "layers.2.box_head.1."),
+    (r"^roi_heads\.box_head\.fc7\.", lambda m: "layers.2.box_head.3."),
+    (r"^roi_heads\.box_predictor\.(cls_score|bbox_pred)\.", lambda m: f"layers.2.{m.group(1)}."),
+)
 FAMILIES = (
     Family("retinanet_resnet50_fpn", "retinanet-r50-fpn.yaml", "head.classification_head.cls_logits.weight",
-           ("head.classification_head.conv.0.1.weight",),  # GroupNorm in the towers: retinanet_resnet50_fpn_v2
+           ("head.classification_head.conv.0.1.weight",  # GroupNorm in the towers: retinanet_resnet50_fpn_v2
+            "head.regression_head.bbox_ctrness.weight"),  # FCOS
            _RESNET_FPN + (
                (r"^head\.classification_head\.conv\.(\d+)\.0\.", _subnet("layers.2.cls_subnet")),
                (r"^head\.classification_head\.cls_logits\.", lambda m: "layers.2.cls_logits."),
                (r"^head\.regression_head\.conv\.(\d+)\.0\.", _subnet("layers.2.box_subnet")),
                (r"^head\.regression_head\.bbox_reg\.", lambda m: "layers.2.bbox_reg."),
            ), "head.classification_head.cls_logits.weight", 9),
+    Family("fcos_resnet50_fpn", "fcos-r50-fpn.yaml", "head.regression_head.bbox_ctrness.weight", (),
+           _RESNET_FPN + (
+               (r"^head\.classification_head\.conv\.", lambda m: "layers.2.cls_branch."),  # conv, GN, ReLU alike
+               (r"^head\.classification_head\.cls_logits\.", lambda m: "layers.2.cls_logits."),
+               (r"^head\.regression_head\.conv\.", lambda m: "layers.2.box_branch."),
+               (r"^head\.regression_head\.(bbox_reg|bbox_ctrness)\.", lambda m: f"layers.2.{m.group(1)}."),
+           ), "head.classification_head.cls_logits.weight", 1),
+    Family("maskrcnn_resnet50_fpn", "maskrcnn-r50-fpn.yaml", "roi_heads.mask_predictor.mask_fcn_logits.weight",
+           ("roi_heads.box_head.0.0.weight",), _RESNET_FPN + _RCNN + (
+               (r"^roi_heads\.mask_head\.", lambda m: "layers.2.mask_head."),
+               (r"^roi_heads\.mask_predictor\.conv5_mask\.", lambda m: "layers.2.mask_predictor.0."),
+               (r"^roi_heads\.mask_predictor\.mask_fcn_logits\.", lambda m: "layers.2.mask_predictor.2."),
+           ), "roi_heads.box_predictor.cls_score.weight", 1, background=1),
+    Family("fasterrcnn_resnet50_fpn", "faster-rcnn-r50-fpn.yaml", "roi_heads.box_head.fc6.weight",
+           ("roi_heads.mask_predictor.mask_fcn_logits.weight",), _RESNET_FPN + _RCNN,
+           "roi_heads.box_predictor.cls_score.weight", 1, background=1),
 )
 # torchvision families recognized by a key, refused by name until mirrordet reproduces them
 NOT_YET = {"head.classification_head.conv.0.1.weight": "retinanet_resnet50_fpn_v2",
-           "head.regression_head.bbox_ctrness.weight": "fcos_resnet50_fpn",
-           "roi_heads.mask_head.mask_fcn1.weight": "maskrcnn_resnet50_fpn",
-           "roi_heads.mask_head.0.0.weight": "maskrcnn_resnet50_fpn_v2",
-           "roi_heads.box_head.fc6.weight": "fasterrcnn_resnet50_fpn",
-           "roi_heads.box_head.0.0.weight": "fasterrcnn_resnet50_fpn_v2"}
+           "roi_heads.box_head.0.0.weight": "fasterrcnn_resnet50_fpn_v2 or maskrcnn_resnet50_fpn_v2"}
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor] | None:
@@ -126,15 +152,15 @@ def rename(key: str, family: Family) -> str | None:
 
 
 def _names(nc: int, family: Family) -> dict[int, str]:
-    """COCO's category names for a 91-class COCO file (torchvision's own list, index = category id), else
-    ``class<i>``."""
-    if nc == 91:
+    """COCO's category names for a COCO file (torchvision's own list of 91, index = torchvision's label; the
+    background entry dropped where it is not a class of the model), else ``class<i>``."""
+    if nc + family.background == 91:
         from torchvision.models import get_model_weights
 
         for weights in get_model_weights(family.name):
             categories = weights.meta.get("categories")
-            if isinstance(categories, list) and len(categories) == nc:
-                return {i: str(c) for i, c in enumerate(categories)}
+            if isinstance(categories, list) and len(categories) == 91:
+                return {i: str(c) for i, c in enumerate(categories[family.background:])}
     return {i: f"class{i}" for i in range(nc)}
 
 
@@ -149,7 +175,7 @@ def convert_state_dict(state: dict[str, torch.Tensor], family: Family, source: s
     if out_channels % family.anchors:
         raise CheckpointError(f"{source}: {family.nc_key} has {out_channels} outputs, not a multiple of "
                               f"{family.anchors} anchors")
-    nc = out_channels // family.anchors
+    nc = out_channels // family.anchors - family.background
     text = load_model_yaml(family.yaml)[1].rstrip() + f"\n\n# imported from torchvision {family.name}\n" \
         f"{IMAGENET}\nconventions: torchvision\n"
     names = _names(nc, family)

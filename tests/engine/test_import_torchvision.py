@@ -22,33 +22,51 @@ def sorted_detections(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.T
     return rows[order]
 
 
-@pytest.fixture(scope="module")
-def retinanet_file(tmp_path_factory):
-    """A seeded torchvision retinanet_resnet50_fpn (5 classes) with scores spread out, saved as a state dict."""
+def torchvision_file(name: str, directory) -> tuple[torch.nn.Module, object]:
+    """A seeded torchvision detector ``name`` (5 object classes) with scores spread out, saved as a state dict."""
     torch.manual_seed(0)
-    tv = detection.retinanet_resnet50_fpn(weights=None, weights_backbone=None, num_classes=5, min_size=H, max_size=W)
+    two_stage = "rcnn" in name  # torchvision counts the background among its classes there
+    tv = getattr(detection, name)(weights=None, weights_backbone=None, num_classes=5 + two_stage, min_size=H,
+                                  max_size=W)
     with torch.no_grad():
-        tv.head.classification_head.cls_logits.bias.fill_(-1.0)  # the 0.01 prior would leave nothing above 0.05
+        if two_stage:  # sharper class scores than at init, so that some pass 0.05
+            tv.roi_heads.box_predictor.cls_score.weight.mul_(5.0)
+        else:  # the 0.01 prior would leave nothing above the threshold
+            tv.head.classification_head.cls_logits.bias.fill_(-1.0)
         for m in tv.modules():
             if isinstance(m, torch.nn.BatchNorm2d):  # statistics that are not the identity
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
-    path = tmp_path_factory.mktemp("tv") / "retinanet.pth"
+    path = directory / f"{name}.pth"
     torch.save(tv.state_dict(), path)
     return tv.eval(), path
 
 
-def test_retinanet_detections_equal_torchvision(retinanet_file):
-    tv, path = retinanet_file
+@pytest.fixture(scope="module")
+def retinanet_file(tmp_path_factory):
+    return torchvision_file("retinanet_resnet50_fpn", tmp_path_factory.mktemp("tv"))
+
+
+# (builder, the NMS settings of torchvision's defaults: score_thresh, nms_thresh, detections_per_img)
+FAMILY_CASES = [("retinanet_resnet50_fpn", NMSSettings(conf=0.05, iou=0.5, max_det=300)),
+                ("fcos_resnet50_fpn", NMSSettings(conf=0.2, iou=0.6, max_det=100)),
+                ("fasterrcnn_resnet50_fpn", NMSSettings(conf=0.05, iou=0.5, max_det=100)),
+                ("maskrcnn_resnet50_fpn", NMSSettings(conf=0.05, iou=0.5, max_det=100))]
+
+
+@pytest.mark.parametrize("name, nms", FAMILY_CASES)
+def test_detections_equal_torchvision(name, nms, retinanet_file, tmp_path):
+    tv, path = retinanet_file if name == "retinanet_resnet50_fpn" else torchvision_file(name, tmp_path)
     net, ckpt = load_weights(path)
     assert "conventions: torchvision" in ckpt.model_yaml and "normalize:" in ckpt.model_yaml
-    assert net.nc == 5 and ckpt.version == "torchvision retinanet_resnet50_fpn"
+    assert net.nc == 5 and ckpt.version == f"torchvision {name}"
     x = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         ref = tv([x[0]])[0]
-        ours = net.eval().head.postprocess(net(x), NMSSettings(conf=0.05, iou=0.5, max_det=300))[0]
-    assert len(ref["boxes"]) == len(ours) == 300
-    a = sorted_detections(ref["boxes"], ref["scores"], ref["labels"])
+        ours = net.eval().head.postprocess(net(x), nms)[0]
+    assert len(ref["boxes"]) == len(ours) >= 20
+    label_offset = 1 if "rcnn" in name else 0  # torchvision's label 0 is the background there
+    a = sorted_detections(ref["boxes"], ref["scores"], ref["labels"] - label_offset)
     b = sorted_detections(ours.boxes, ours.scores, ours.labels)
     assert torch.equal(a[:, 1], b[:, 1])  # labels
     assert (a - b).abs().max() < 1e-4  # scores and boxes (pixels)
@@ -70,8 +88,8 @@ def test_convert_writes_a_checkpoint_that_loads_with_weights_only(retinanet_file
 
 
 def test_other_torchvision_families_are_refused_by_name(tmp_path):
-    with pytest.raises(CheckpointError, match="fcos_resnet50_fpn"):
-        detect_family({"head.regression_head.bbox_ctrness.weight": torch.zeros(1)})
+    with pytest.raises(CheckpointError, match="fasterrcnn_resnet50_fpn_v2"):
+        detect_family({"roi_heads.box_head.0.0.weight": torch.zeros(1)})
     with pytest.raises(CheckpointError, match="retinanet_resnet50_fpn_v2"):
         detect_family({"head.classification_head.cls_logits.weight": torch.zeros(1),
                        "head.classification_head.conv.0.1.weight": torch.zeros(1)})
@@ -92,5 +110,7 @@ def test_a_key_without_a_place_is_named(retinanet_file, tmp_path):
 
 def test_coco_files_get_cocos_names():
     names = _names(91, FAMILIES[0])
-    assert names[1] == "person" and names[0] == "__background__" and len(names) == 91
+    assert names[1] == "person" and names[0] == "__background__" and len(names) == 91  # RetinaNet: 91 logits
+    two_stage = _names(90, FAMILIES[-1])  # Faster R-CNN: 91 classes with the background, 90 of mirrordet's
+    assert FAMILIES[-1].background == 1 and two_stage[0] == "person" and len(two_stage) == 90
     assert _names(5, FAMILIES[0]) == {i: f"class{i}" for i in range(5)}

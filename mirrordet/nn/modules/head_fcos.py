@@ -11,18 +11,19 @@ from mirrordet.nn.head import DetectionHead
 from mirrordet.nn.modules.base import BuildContext, check_args, conv_tower, flat_channels, tower_depth
 from mirrordet.ops.anchor_boxes import flatten_levels
 from mirrordet.ops.detections import Detections
-from mirrordet.ops.nms import NMSSettings, dense_nms
+from mirrordet.ops.nms import NMSSettings, dense_nms, per_level_nms
 from mirrordet.registry import MODULES
 from mirrordet.utils.errors import ModelConfigError
 
 
-def level_points(feats: list[torch.Tensor], strides: list[float]) -> torch.Tensor:
-    """[A, 3] (x, y, stride) of every cell centre of every level, x along W, y along H, pixels."""
+def level_points(feats: list[torch.Tensor], strides: list[float], offset: float = 0.5) -> torch.Tensor:
+    """[A, 3] (x, y, stride) of every cell of every level, x along W, y along H, pixels: the cell centres
+    (``offset`` 0.5), or the cell corners (0: where torchvision's FCOS places its points)."""
     out = []
     for f, s in zip(feats, strides):
         h, w = f.shape[-2:]
-        ys = (torch.arange(h, device=f.device, dtype=torch.float32) + 0.5) * s
-        xs = (torch.arange(w, device=f.device, dtype=torch.float32) + 0.5) * s
+        ys = (torch.arange(h, device=f.device, dtype=torch.float32) + offset) * s
+        xs = (torch.arange(w, device=f.device, dtype=torch.float32) + offset) * s
         yy, xx = torch.meshgrid(ys, xs, indexing="ij")
         out.append(torch.stack([xx.reshape(-1), yy.reshape(-1), torch.full_like(xx.reshape(-1), s)], 1))
     return torch.cat(out)
@@ -36,6 +37,9 @@ class FCOSHead(DetectionHead):
         nc: classes (sigmoid). ch: channels per level. num_convs: convs per branch.
         center_radius: center-sampling radius in strides (0 disables; read by the loss).
         topk: candidates kept before NMS in :meth:`postprocess`.
+        conventions: ``mirrordet`` (points on cell centres; the ``topk`` best of all levels to NMS) or
+            ``torchvision`` (the file's top-level key: points on cell corners, and per level the ``topk`` best,
+            clipped to the input, then NMS, as torchvision's FCOS decodes).
 
     Forward:
         training: [cls [B, A, nc] logits, ltrb [B, A, 4] pixel distances (ReLU(reg) x stride),
@@ -50,8 +54,10 @@ class FCOSHead(DetectionHead):
     traceable = False  # as before the head contract: predicted eagerly, not exported
 
     def __init__(self, nc: int, ch: tuple[int, ...], num_convs: int = 4, center_radius: float = 1.5,
-                 topk: int = 1000) -> None:
+                 topk: int = 1000, conventions: str = "mirrordet") -> None:
         super().__init__()
+        self.conventions = conventions
+        self.layout: tuple[list[int], tuple[int, int]] | None = None  # eval: points per level, input (h, w)
         c = ch[0]
         self.nc, self.nl, self.center_radius, self.topk = nc, len(ch), center_radius, topk
         self.register_buffer("stride", torch.zeros(self.nl), persistent=True)
@@ -71,18 +77,26 @@ class FCOSHead(DetectionHead):
         box_feats = [self.box_branch(f) for f in x]
         reg = flatten_levels([self.bbox_reg(f) for f in box_feats], 4)
         ctr = flatten_levels([self.bbox_ctrness(f) for f in box_feats], 1)
-        points = level_points(x, self.stride.tolist()).to(reg.dtype)
+        offset = 0.0 if self.conventions == "torchvision" else 0.5
+        points = level_points(x, self.stride.tolist(), offset).to(reg.dtype)
         ltrb = torch.relu(reg) * points[None, :, 2:]
         if self.training:
             return [cls, ltrb, ctr, points.expand(cls.shape[0], -1, -1)]
         xy, ltrb = points[None, :, :2].float(), ltrb.float()
         boxes = torch.cat([xy + (ltrb[..., 2:] - ltrb[..., :2]) / 2, ltrb[..., :2] + ltrb[..., 2:]], 2)  # xywh
         scores = (cls.float().sigmoid() * ctr.float().sigmoid()).sqrt()
+        s0 = float(self.stride[0])
+        self.layout = ([f.shape[-2] * f.shape[-1] for f in x], (round(x[0].shape[-2] * s0), round(x[0].shape[-1] * s0)))
         return torch.cat([boxes, scores], 2).transpose(1, 2)
 
     def postprocess(self, preds: torch.Tensor, nms: NMSSettings) -> list[Detections]:
         """Eval output [B, 4 + nc, A] -> per image :class:`Detections`: every (box, class) pair above
-        ``nms.conf`` (always multi-label), the ``topk`` best, NMS, ``nms.max_det`` kept."""
+        ``nms.conf`` (always multi-label), the ``topk`` best (per level with torchvision's conventions, of the
+        last forward's levels), NMS, ``nms.max_det`` kept."""
+        if self.conventions == "torchvision":
+            if self.layout is None or sum(self.layout[0]) != preds.shape[-1]:
+                raise RuntimeError("FCOSHead with torchvision conventions decodes the output of its last forward")
+            return per_level_nms(preds, *self.layout, nms, self.topk)
         return dense_nms(preds, nms, self.topk, multi_label=True)
 
     @classmethod
@@ -97,4 +111,5 @@ class FCOSHead(DetectionHead):
         if args[0] < 1:
             raise ModelConfigError(f"FCOSHead needs nc >= 1, got {args[0]}")
         full = [args[0], tuple(ch), tower_depth(cls.__name__, args, 1, n, ctx), *args[2:]]
-        return cls(*full), args[0], full
+        module = cls(*full, **({"conventions": ctx.conventions} if ctx.conventions != "mirrordet" else {}))
+        return module, args[0], full

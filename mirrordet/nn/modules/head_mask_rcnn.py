@@ -136,4 +136,4 @@ class MaskRCNNHead(RCNNHead):
         full = cls.checked_args(c_in, args)
         if len(args) > 8 and args[8] is not None and args[8] < 1:
             raise ModelConfigError(f"MaskRCNNHead mask_dim must be >= 1, got {args[8]}")
-        return cls(*full), args[0], full
+        return cls(*full).with_conventions(ctx.conventions), args[0], full

@@ -256,7 +256,20 @@ class RCNNHead(DetectionHead):
         """Args ``[nc, sizes=None, ratios=[0.5, 1, 2], roi_levels=None, fc_dim=1024,
         post_nms_topk=[2000, 1000], ia=None, rpn='standard']``; ``from`` lists the levels (finest first)."""
         full = cls.checked_args(c_in, args)
-        return cls(*full), args[0], full
+        return cls(*full).with_conventions(ctx.conventions), args[0], full
+
+    def with_conventions(self, conventions: str) -> "RCNNHead":
+        """Apply the model file's ``conventions``: with ``torchvision`` the (standard) RPN places its anchors as
+        torchvision's ``AnchorGenerator`` does, the rest of the decoding being torchvision's already. Returns self.
+
+        Raises:
+            ModelConfigError: torchvision conventions with a Cascade RPN (torchvision has none).
+        """
+        if conventions == "torchvision":
+            if self.rpn_stage1:
+                raise ModelConfigError("conventions: torchvision applies to the standard RPN, not a Cascade RPN")
+            self.rpn.conventions = conventions
+        return self
 
     @classmethod
     def checked_args(cls, c_in: list, args: list) -> list:

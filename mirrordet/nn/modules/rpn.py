@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torchvision.ops import batched_nms, clip_boxes_to_image, remove_small_boxes
 
-from mirrordet.ops.anchor_boxes import decode_boxes, flatten_levels, grid_anchors
+from mirrordet.ops.anchor_boxes import decode_boxes, flatten_levels, grid_anchors, torchvision_grid_anchors
 
 
 class RPN(nn.Module):
@@ -20,6 +20,10 @@ class RPN(nn.Module):
         post_nms_topk: (train, eval) proposals kept per image after NMS. nms_iou: NMS IoU threshold.
         num_convs: stacked 3x3 conv + ReLU layers before the two 1x1 outputs (2: the simplified Cascade RPN of
             the CSP-attention seed).
+
+    Attributes:
+        conventions: ``mirrordet`` (anchors on cell centres) or ``torchvision`` (as its ``AnchorGenerator``
+            places them); set by the head from the model file's ``conventions``.
     """
 
     iou_thresholds = (0.7, 0.3)  # anchor matching (fg, bg); in between is ignored
@@ -30,6 +34,7 @@ class RPN(nn.Module):
                  nms_iou: float = 0.7, num_convs: int = 1) -> None:
         super().__init__()
         self.ratios, self.na = list(ratios), len(ratios)
+        self.conventions = "mirrordet"
         self.pre_nms_topk, self.post_nms_topk, self.nms_iou = tuple(pre_nms_topk), tuple(post_nms_topk), nms_iou
         self.conv = nn.Sequential(*(m for _ in range(num_convs) for m in (nn.Conv2d(c, c, 3, padding=1),
                                                                            nn.ReLU(inplace=True))))
@@ -46,7 +51,8 @@ class RPN(nn.Module):
         hidden = [self.conv(f) for f in feats]
         obj = flatten_levels([self.cls_logits(h) for h in hidden], 1)
         deltas = flatten_levels([self.bbox_pred(h) for h in hidden], 4)
-        anchors = grid_anchors([f.shape[-2:] for f in feats], strides, sizes, self.ratios, [1.0], feats[0].device)
+        place = torchvision_grid_anchors if self.conventions == "torchvision" else grid_anchors
+        anchors = place([f.shape[-2:] for f in feats], strides, sizes, self.ratios, [1.0], feats[0].device)
         per_level = [f.shape[-2] * f.shape[-1] * self.na for f in feats]
         return obj, deltas, anchors.to(deltas.dtype), per_level, {}
 
