@@ -16,10 +16,11 @@ mirrordet letterboxes to ``imgsz`` instead, so use ``imgsz=800`` to ``1344`` for
 the same as torchvision's when the input is the same (an image whose sides are multiples of the model's
 largest stride, 128, needs no padding in either).
 
-Supported: ``retinanet_resnet50_fpn`` (into retinanet-r50-fpn.yaml), ``fcos_resnet50_fpn`` (fcos-r50-fpn.yaml),
+Supported: ``retinanet_resnet50_fpn`` (into retinanet-r50-fpn.yaml), ``retinanet_resnet50_fpn_v2``
+(retinanet-r50-fpn-v2.yaml), ``fcos_resnet50_fpn`` (fcos-r50-fpn.yaml),
 ``fasterrcnn_resnet50_fpn`` (faster-rcnn-r50-fpn.yaml) and ``maskrcnn_resnet50_fpn`` (maskrcnn-r50-fpn.yaml; the
 two-stage files count a background class, so torchvision's label ``k`` is mirrordet's class ``k - 1``). The
-``_v2`` models are recognized and refused by name.
+two-stage ``_v2`` models are recognized and refused by name.
 """
 
 from __future__ import annotations
@@ -84,6 +85,15 @@ _RCNN: tuple[Rule, ...] = (
     (r"^roi_heads\.box_predictor\.(cls_score|bbox_pred)\.", lambda m: f"layers.2.{m.group(1)}."),
 )
 FAMILIES = (
+    Family("retinanet_resnet50_fpn_v2", "retinanet-r50-fpn-v2.yaml", "head.classification_head.conv.0.1.weight", (),
+           _RESNET_FPN + (  # towers of (conv, GroupNorm) pairs: conv.<i>.<j> -> subnet.<3 i + j> (a ReLU each third)
+               (r"^head\.classification_head\.conv\.(\d+)\.(\d)\.",
+                lambda m: f"layers.2.cls_subnet.{3 * int(m.group(1)) + int(m.group(2))}."),
+               (r"^head\.classification_head\.cls_logits\.", lambda m: "layers.2.cls_logits."),
+               (r"^head\.regression_head\.conv\.(\d+)\.(\d)\.",
+                lambda m: f"layers.2.box_subnet.{3 * int(m.group(1)) + int(m.group(2))}."),
+               (r"^head\.regression_head\.bbox_reg\.", lambda m: "layers.2.bbox_reg."),
+           ), "head.classification_head.cls_logits.weight", 9),
     Family("retinanet_resnet50_fpn", "retinanet-r50-fpn.yaml", "head.classification_head.cls_logits.weight",
            ("head.classification_head.conv.0.1.weight",  # GroupNorm in the towers: retinanet_resnet50_fpn_v2
             "head.regression_head.bbox_ctrness.weight"),  # FCOS
@@ -111,8 +121,7 @@ FAMILIES = (
            "roi_heads.box_predictor.cls_score.weight", 1, background=1),
 )
 # torchvision families recognized by a key, refused by name until mirrordet reproduces them
-NOT_YET = {"head.classification_head.conv.0.1.weight": "retinanet_resnet50_fpn_v2",
-           "roi_heads.box_head.0.0.weight": "fasterrcnn_resnet50_fpn_v2 or maskrcnn_resnet50_fpn_v2"}
+NOT_YET = {"roi_heads.box_head.0.0.weight": "fasterrcnn_resnet50_fpn_v2 or maskrcnn_resnet50_fpn_v2"}
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor] | None:

@@ -142,17 +142,18 @@ def tower_depth(name: str, args: Sequence[Any], index: int, n: int, ctx: BuildCo
     return depth
 
 
-def conv_tower(c: int, n: int, group_norm: bool = False) -> nn.Sequential:
-    """``n`` x (3x3 conv with bias [+ GroupNorm(gcd(32, c))] + ReLU), conv weights N(0, 0.01), bias 0.
+def conv_tower(c: int, n: int, group_norm: bool = False, bias: bool = True) -> nn.Sequential:
+    """``n`` x (3x3 conv [+ GroupNorm(gcd(32, c))] + ReLU), conv weights N(0, 0.01), bias 0.
 
-    The per-level branch of dense heads: plain in RetinaNet, with GroupNorm in FCOS.
-    Shape: [B, c, H, W] -> [B, c, H, W].
+    The per-level branch of dense heads: plain in RetinaNet, with GroupNorm in FCOS (conv with bias) and in
+    torchvision's RetinaNet v2 (``bias=False``). Shape: [B, c, H, W] -> [B, c, H, W].
     """
     layers: list[nn.Module] = []
     for _ in range(n):
-        conv = nn.Conv2d(c, c, 3, padding=1)
+        conv = nn.Conv2d(c, c, 3, padding=1, bias=bias)
         nn.init.normal_(conv.weight, std=0.01)
-        nn.init.zeros_(conv.bias)
+        if bias:
+            nn.init.zeros_(conv.bias)
         layers += [conv, nn.GroupNorm(math.gcd(32, c), c)] if group_norm else [conv]
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)

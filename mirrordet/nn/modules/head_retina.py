@@ -29,6 +29,8 @@ class RetinaHead(DetectionHead):
         ratios: anchor h / w ratios. scales: anchor size multipliers (K = len(ratios) * len(scales)).
         num_convs: 3x3 convs in each subnet. fg_iou, bg_iou: matcher thresholds (read by the loss).
         box_loss: ``l1`` (on deltas) or ``giou`` (on decoded boxes). topk: candidates kept before NMS.
+        norm: ``none`` (plain conv + ReLU subnets) or ``gn`` (conv without bias + GroupNorm + ReLU, as
+            torchvision's RetinaNet v2).
         conventions: ``mirrordet`` (anchors on cell centres; the ``topk`` best of all levels to NMS) or
             ``torchvision`` (the file's top-level key: anchors as torchvision's ``AnchorGenerator`` places them,
             and per level the ``topk`` best, clipped to the input, then NMS, as torchvision's RetinaNet decodes).
@@ -47,7 +49,7 @@ class RetinaHead(DetectionHead):
 
     def __init__(self, nc: int, ch: tuple[int, ...], sizes: list[float] | None = None,
                  ratios: list[float] = (0.5, 1.0, 2.0), scales: list[float] = tuple(SCALES3), num_convs: int = 4,
-                 fg_iou: float = 0.5, bg_iou: float = 0.4, box_loss: str = "l1", topk: int = 1000,
+                 fg_iou: float = 0.5, bg_iou: float = 0.4, box_loss: str = "l1", topk: int = 1000, norm: str = "none",
                  conventions: str = "mirrordet") -> None:
         super().__init__()
         self.conventions = conventions
@@ -58,7 +60,9 @@ class RetinaHead(DetectionHead):
         self.na = len(self.ratios) * len(self.scales)
         self.fg_iou, self.bg_iou, self.box_loss, self.topk = fg_iou, bg_iou, box_loss, topk
         self.register_buffer("stride", torch.zeros(self.nl), persistent=True)
-        self.cls_subnet, self.box_subnet = conv_tower(c, num_convs), conv_tower(c, num_convs)
+        gn = norm == "gn"
+        self.cls_subnet = conv_tower(c, num_convs, group_norm=gn, bias=not gn)
+        self.box_subnet = conv_tower(c, num_convs, group_norm=gn, bias=not gn)
         self.cls_logits = nn.Conv2d(c, self.na * nc, 3, padding=1)
         self.bbox_reg = nn.Conv2d(c, self.na * 4, 3, padding=1)
         for conv in (self.cls_logits, self.bbox_reg):
@@ -102,10 +106,10 @@ class RetinaHead(DetectionHead):
     @classmethod
     def from_yaml(cls, c_in: list, args: list, n: int, ctx: BuildContext):
         """Args ``[nc, sizes=None, ratios=[0.5, 1, 2], scales=[1, 2^(1/3), 2^(2/3)], num_convs=4,
-        fg_iou=0.5, bg_iou=0.4, box_loss='l1', topk=1000]``; ``from`` lists the levels. A repeats column above 1
+        fg_iou=0.5, bg_iou=0.4, box_loss='l1', topk=1000, norm='none']``; ``from`` lists the levels. A repeats column above 1
         sets the subnets' depth instead of ``num_convs``, scaled by the depth multiple (:func:`tower_depth`)."""
         spec = (("nc", int), ("sizes", (list, type(None))), ("ratios", list), ("scales", list), ("num_convs", int),
-                ("fg_iou", float), ("bg_iou", float), ("box_loss", str), ("topk", int))
+                ("fg_iou", float), ("bg_iou", float), ("box_loss", str), ("topk", int), ("norm", str))
         check_args(cls.__name__, args, spec, required=1)
         ch = flat_channels(c_in)
         if len(set(ch)) != 1:
@@ -119,6 +123,8 @@ class RetinaHead(DetectionHead):
                 raise ModelConfigError(f"RetinaHead {k} must be positive numbers, got {v!r}")
         if len(args) > 7 and args[7] not in ("l1", "giou"):
             raise ModelConfigError(f"RetinaHead box_loss must be 'l1' or 'giou', got {args[7]!r}")
+        if len(args) > 9 and args[9] not in ("none", "gn"):
+            raise ModelConfigError(f"RetinaHead norm must be 'none' or 'gn', got {args[9]!r}")
         convs = tower_depth(cls.__name__, args, 4, n, ctx)
         full = [args[0], tuple(ch), *args[1:4]]
         full += [None, [0.5, 1.0, 2.0], list(SCALES3)][len(full) - 2:] + [convs, *args[5:]]
