@@ -344,7 +344,7 @@ def compare(overrides: Mapping[str, Any], latency_runs: int = 30) -> Path:
         if "=" in str(own.get("vary", "")):
             raise ConfigError(f"vary={own['vary']}: with runs= give only the setting that differs (vary=KEY); "
                               "its values are read from each run's args.yaml")
-        varied = vary_key(str(own["vary"]), {}) if "vary" in own else None
+        varied: str | None = vary_key(str(own["vary"]), {}) if "vary" in own else None
         results = [collect_run(d) for d in parse_list(own["runs"], "runs")]
         for r in results:
             r.label = run_label(r.label, r.args, varied)
@@ -354,7 +354,9 @@ def compare(overrides: Mapping[str, Any], latency_runs: int = 30) -> Path:
     else:
         models = parse_list(own["models"], "models")
         seeds = parse_seeds(own["seeds"]) if "seeds" in own else list(DEFAULT_SEEDS)
-        grid = arms(models, model_labels(models), parse_vary(own["vary"], settings) if "vary" in own else None)
+        vary = parse_vary(own["vary"], settings) if "vary" in own else None
+        varied = vary[0] if vary else None
+        grid = arms(models, model_labels(models), vary)
         check_models(models, settings)
         baseline = _baseline(own.get("baseline"), [a.label for a in grid], [a.model for a in grid])
         epochs, budget_text = budget_epochs(own.get("budget"), grid, settings, baseline)
@@ -373,6 +375,6 @@ def compare(overrides: Mapping[str, Any], latency_runs: int = 30) -> Path:
                           + ", ".join(f"{r.run_dir} ({r.task})" for r in results))
     LOGGER.info(f"Timing {len(results)} best.pt files: {latency_runs} single-image passes each, interleaved")
     measure_latencies(results, latency_runs)
-    write_reports(save_dir, results, command_line(overrides), baseline=baseline, budget=budget_text)
+    write_reports(save_dir, results, command_line(overrides), baseline=baseline, budget=budget_text, varied=varied)
     LOGGER.info(f"Comparison saved to {save_dir}")
     return save_dir

@@ -69,9 +69,19 @@ def markdown_table(rows: Sequence[dict[str, Any]], task: str) -> str:
     return "\n".join(lines)
 
 
+def rows_of(results: Sequence[RunResult]) -> list[RunResult]:
+    """The first run of every label, in first-seen order."""
+    seen: dict[str, RunResult] = {}
+    for r in results:
+        seen.setdefault(r.label, r)
+    return list(seen.values())
+
+
 def _markdown(results: Sequence[RunResult], rows: Sequence[dict[str, Any]], command: str, verdict_md: str = "",
-              budget: str = "", shortcut_md: str = "") -> str:
+              budget: str = "", shortcut_md: str = "", varied: str | None = None) -> str:
     task, first = results[0].task, results[0]
+    diff = differing_settings(results)
+    varied_values = diff.pop(varied, None) if varied else None
     metrics = [c for c in value_columns(task) if c not in HEADERS]
     settings = ", ".join(f"{k}={'null' if first.args[k] is None else first.args[k]}"
                          for k in SETTINGS_SHOWN if k in first.args)
@@ -87,7 +97,9 @@ def _markdown(results: Sequence[RunResult], rows: Sequence[dict[str, Any]], comm
         f"```bash\n{command}\n```", "",
         f"- Date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; task: {task}; "
         f"{len(results)} runs of {len(rows)} models.",
-        f"- Settings{'' if differing_settings(results) else ' (the same for every run)'}: {settings}.",
+        f"- Settings{'' if diff else ' (the same for every run)'}: {settings}.",
+        *([f"- Varied on purpose: {varied} (" + ", ".join(f"{r.label}" for r in rows_of(results)) + ")."]
+          if varied_values is not None else []),
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
         f"- Accuracy ({', '.join(metrics)}): the run's final validation of its best.pt (metrics.json). "
         "Cells are mean ± sample std over the runs of a model.",
@@ -109,7 +121,6 @@ def _markdown(results: Sequence[RunResult], rows: Sequence[dict[str, Any]], comm
         lines += ["## Shortcut check", "", shortcut_md, ""]
     if verdict_md or shortcut_md:
         lines += ["## Models", ""]
-    diff = differing_settings(results)
     if diff:
         lines += ["**Warning: these settings differ between the runs, so the comparison is not like for like:** "
                   + "; ".join(f"{k}: {v}" for k, v in diff.items()), ""]
@@ -149,11 +160,13 @@ def _curves(results: Sequence[RunResult]) -> dict[str, dict[str, tuple[np.ndarra
 
 
 def write_reports(save_dir: Path, results: Sequence[RunResult], command: str, baseline: str | None = None,
-                  budget: str = "", image_boot: int = 500) -> dict[str, Path]:
+                  budget: str = "", image_boot: int = 500, varied: str | None = None) -> dict[str, Path]:
     """Write every output file of a comparison into ``save_dir``; returns {kind: path}.
 
     ``baseline``: the model label the others are judged against (default: the first); ``budget``: a line on
-    how the runs' training budgets were set; ``image_boot``: replicates of the per-image bootstrap (0 = off).
+    how the runs' training budgets were set; ``image_boot``: replicates of the per-image bootstrap (0 = off);
+    ``varied``: the setting the comparison varies on purpose (``vary=``), reported as such rather than as a
+    difference between recipes.
     """
     from mirrordet.engine.compare_verdict import paired_verdicts, verdict_markdown, verdict_rows
     from mirrordet.plotting.compare import plot_curves, plot_tradeoff
@@ -174,7 +187,7 @@ def write_reports(save_dir: Path, results: Sequence[RunResult], command: str, ba
             paths["shortcut_csv"] = write_csv(save_dir / "compare_shortcuts.csv", shortcuts)
             shortcut_md = shortcut_markdown(shortcuts)
     verdict_md = verdict_markdown(verdicts) if verdicts else ""
-    md = _markdown(results, rows, command, verdict_md, budget, shortcut_md)
+    md = _markdown(results, rows, command, verdict_md, budget, shortcut_md, varied)
     paths["md"] = atomic_write_text(save_dir / "compare.md", md)
     metric = PRIMARY_METRIC.get(task) or next(c for c in value_columns(task) if c not in HEADERS)
     xs = {"GFLOPs": ([r["gflops"] for r in rows], None)}

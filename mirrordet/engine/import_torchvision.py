@@ -18,9 +18,10 @@ largest stride, 128, needs no padding in either).
 
 Supported: ``retinanet_resnet50_fpn`` (into retinanet-r50-fpn.yaml), ``retinanet_resnet50_fpn_v2``
 (retinanet-r50-fpn-v2.yaml), ``fcos_resnet50_fpn`` (fcos-r50-fpn.yaml),
-``fasterrcnn_resnet50_fpn`` (faster-rcnn-r50-fpn.yaml) and ``maskrcnn_resnet50_fpn`` (maskrcnn-r50-fpn.yaml; the
-two-stage files count a background class, so torchvision's label ``k`` is mirrordet's class ``k - 1``). The
-two-stage ``_v2`` models are recognized and refused by name.
+``fasterrcnn_resnet50_fpn`` (faster-rcnn-r50-fpn.yaml), ``fasterrcnn_resnet50_fpn_v2`` (faster-rcnn-r50-fpn-v2.yaml)
+and ``maskrcnn_resnet50_fpn`` (maskrcnn-r50-fpn.yaml; the two-stage files count a background class, so
+torchvision's label ``k`` is mirrordet's class ``k - 1``). ``maskrcnn_resnet50_fpn_v2`` is recognized and refused
+by name.
 """
 
 from __future__ import annotations
@@ -119,9 +120,16 @@ FAMILIES = (
     Family("fasterrcnn_resnet50_fpn", "faster-rcnn-r50-fpn.yaml", "roi_heads.box_head.fc6.weight",
            ("roi_heads.mask_predictor.mask_fcn_logits.weight",), _RESNET_FPN + _RCNN,
            "roi_heads.box_predictor.cls_score.weight", 1, background=1),
+    Family("fasterrcnn_resnet50_fpn_v2", "faster-rcnn-r50-fpn-v2.yaml", "roi_heads.box_head.0.0.weight",
+           ("roi_heads.mask_predictor.mask_fcn_logits.weight",), _RESNET_FPN + (
+               (r"^rpn\.head\.conv\.(\d)\.0\.", lambda m: f"layers.2.rpn.conv.{2 * int(m.group(1))}."),
+               (r"^rpn\.head\.(cls_logits|bbox_pred)\.", lambda m: f"layers.2.rpn.{m.group(1)}."),
+               (r"^roi_heads\.box_head\.", lambda m: "layers.2.box_head."),  # the same (conv, BN) x 4, fc layout
+               (r"^roi_heads\.box_predictor\.(cls_score|bbox_pred)\.", lambda m: f"layers.2.{m.group(1)}."),
+           ), "roi_heads.box_predictor.cls_score.weight", 1, background=1),
 )
 # torchvision families recognized by a key, refused by name until mirrordet reproduces them
-NOT_YET = {"roi_heads.box_head.0.0.weight": "fasterrcnn_resnet50_fpn_v2 or maskrcnn_resnet50_fpn_v2"}
+NOT_YET = {"roi_heads.mask_head.0.1.weight": "maskrcnn_resnet50_fpn_v2"}
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor] | None:

@@ -232,6 +232,8 @@ def test_compare_varies_a_setting(tiny_shapes_yaml, tmp_path, monkeypatch):
                    **TINY, "project": str(tmp_path), "name": "vary"}, latency_runs=2)
     labels = ["tiny-c2f mixup=0.0", "tiny-c2f mixup=0.5"]
     assert [r["model"] for r in read_rows(out / "compare.csv")] == labels
+    md = (out / "compare.md").read_text()
+    assert "Varied on purpose: mixup" in md and "Warning" not in md  # the varied setting is not a recipe mismatch
     (verdict,) = read_rows(out / "compare_verdict.csv")
     assert (verdict["model"], verdict["baseline"]) == (labels[1], labels[0])
     runs = [out / "runs" / f"tiny-c2f-mixup{v}-seed0" for v in ("0.0", "0.5")]

@@ -52,6 +52,7 @@ FAMILY_CASES = [("retinanet_resnet50_fpn", NMSSettings(conf=0.05, iou=0.5, max_d
                 ("retinanet_resnet50_fpn_v2", NMSSettings(conf=0.05, iou=0.5, max_det=300)),
                 ("fcos_resnet50_fpn", NMSSettings(conf=0.2, iou=0.6, max_det=100)),
                 ("fasterrcnn_resnet50_fpn", NMSSettings(conf=0.05, iou=0.5, max_det=100)),
+                ("fasterrcnn_resnet50_fpn_v2", NMSSettings(conf=0.05, iou=0.5, max_det=100)),
                 ("maskrcnn_resnet50_fpn", NMSSettings(conf=0.05, iou=0.5, max_det=100))]
 
 
@@ -89,8 +90,9 @@ def test_convert_writes_a_checkpoint_that_loads_with_weights_only(retinanet_file
 
 
 def test_other_torchvision_families_are_refused_by_name(tmp_path):
-    with pytest.raises(CheckpointError, match="fasterrcnn_resnet50_fpn_v2"):
-        detect_family({"roi_heads.box_head.0.0.weight": torch.zeros(1)})
+    with pytest.raises(CheckpointError, match="maskrcnn_resnet50_fpn_v2"):
+        detect_family({"roi_heads.box_head.0.0.weight": torch.zeros(1), "roi_heads.mask_head.0.1.weight": torch.zeros(1),
+                       "roi_heads.mask_predictor.mask_fcn_logits.weight": torch.zeros(1)})
     path = tmp_path / "resnet.pth"  # a classifier's state dict is still refused as before
     torch.save({"conv1.weight": torch.zeros(1), "fc.weight": torch.zeros(1)}, path)
     with pytest.raises(CheckpointError, match="plain state dict"):
@@ -107,8 +109,10 @@ def test_a_key_without_a_place_is_named(retinanet_file, tmp_path):
 
 
 def test_coco_files_get_cocos_names():
-    names = _names(91, FAMILIES[0])
+    retina = next(f for f in FAMILIES if f.name == "retinanet_resnet50_fpn")
+    names = _names(91, retina)
     assert names[1] == "person" and names[0] == "__background__" and len(names) == 91  # RetinaNet: 91 logits
-    two_stage = _names(90, FAMILIES[-1])  # Faster R-CNN: 91 classes with the background, 90 of mirrordet's
-    assert FAMILIES[-1].background == 1 and two_stage[0] == "person" and len(two_stage) == 90
-    assert _names(5, FAMILIES[0]) == {i: f"class{i}" for i in range(5)}
+    faster = next(f for f in FAMILIES if f.name == "fasterrcnn_resnet50_fpn")
+    two_stage = _names(90, faster)  # Faster R-CNN: 91 classes with the background, 90 of mirrordet's
+    assert faster.background == 1 and two_stage[0] == "person" and len(two_stage) == 90
+    assert _names(5, retina) == {i: f"class{i}" for i in range(5)}

@@ -14,6 +14,7 @@ count = lambda m: sum(p.numel() for p in m.parameters())
     ("retinanet-r50-fpn-v2.yaml", detection.retinanet_resnet50_fpn_v2, 0),
     ("fcos-r50-fpn.yaml", detection.fcos_resnet50_fpn, 0),
     ("faster-rcnn-r50-fpn.yaml", detection.fasterrcnn_resnet50_fpn, 1),  # torchvision counts background
+    ("faster-rcnn-r50-fpn-v2.yaml", detection.fasterrcnn_resnet50_fpn_v2, 1),
     ("maskrcnn-r50-fpn.yaml", detection.maskrcnn_resnet50_fpn, 1),
 ])
 def test_r50_fpn_parameter_parity(name, ctor, background, nc=80):

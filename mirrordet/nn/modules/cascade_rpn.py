@@ -124,8 +124,9 @@ class CascadeRPN(nn.Module):
 
 
 def build_rpn(kind: str, c: int, ratios: Sequence[float], topk: Sequence[int]) -> nn.Module:
-    """The RPN of a two-stage head: ``standard``, ``cascade`` (this module) or ``cascade-simple`` (the seed's
-    variant: two stacked 3x3 stages before a standard RPN)."""
+    """The RPN of a two-stage head: ``standard``, ``conv2`` (two stacked 3x3 convs: torchvision's ``_v2`` RPN head),
+    ``cascade`` (this module) or ``cascade-simple`` (the seed's variant: two stacked 3x3 stages before a standard RPN;
+    the same layers as ``conv2``)."""
     if kind == "cascade":
         return CascadeRPN(c, pre_nms_topk=topk, post_nms_topk=topk)
-    return RPN(c, ratios, pre_nms_topk=topk, post_nms_topk=topk, num_convs=2 if kind == "cascade-simple" else 1)
+    return RPN(c, ratios, pre_nms_topk=topk, post_nms_topk=topk, num_convs=2 if kind in ("conv2", "cascade-simple") else 1)

@@ -28,7 +28,32 @@ from mirrordet.utils.errors import MirrordetError, ModelConfigError
 
 
 
-RPN_KINDS = ("standard", "cascade", "cascade-simple")
+RPN_KINDS = ("standard", "conv2", "cascade", "cascade-simple")
+
+
+def box_head(c: int, fc_dim: int | list) -> tuple[nn.Sequential, int]:
+    """The RoI box head and its output width, from ``fc_dim``.
+
+    ``1024``: two fc layers of that width (torchvision's TwoMLPHead). ``[[256, 256, 256, 256], [1024]]``: 3x3
+    convs without bias, each with BatchNorm and ReLU, then fc layers (torchvision's FastRCNNConvFCHead of the
+    ``_v2`` models). Input: RoI features [R, c, 7, 7]; output [R, width].
+    """
+    if isinstance(fc_dim, int):
+        return nn.Sequential(nn.Flatten(), nn.Linear(c * 49, fc_dim), nn.ReLU(inplace=True),
+                             nn.Linear(fc_dim, fc_dim), nn.ReLU(inplace=True)), fc_dim
+    convs, fcs = fc_dim
+    layers: list[nn.Module] = []
+    prev = c
+    for width in convs:
+        layers.append(nn.Sequential(nn.Conv2d(prev, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                                    nn.ReLU(inplace=True)))
+        prev = width
+    layers.append(nn.Flatten())
+    prev *= 49
+    for width in fcs:
+        layers += [nn.Linear(prev, width), nn.ReLU(inplace=True)]
+        prev = width
+    return nn.Sequential(*layers), prev
 
 
 @MODULES.register()
@@ -39,13 +64,14 @@ class RCNNHead(DetectionHead):
         nc: object classes (the classifier adds a background class 0). ch: channels per level.
         sizes: RPN anchor size per level in pixels (None: 8 x stride, i.e. 32..512 on P2-P6).
         ratios: RPN anchor h / w ratios. roi_levels: finest levels RoIAlign reads (None: all).
-        fc_dim: width of the two fc layers of the box head. post_nms_topk: RPN proposals per image
+        fc_dim: width of the two fc layers of the box head, or ``[[conv widths], [fc widths]]`` (a conv + BatchNorm
+            box head, as torchvision's ``_v2`` models: :func:`box_head`). post_nms_topk: RPN proposals per image
             kept after NMS (train, eval).
         ia: Inverted Attention in training, ``[cells, rois]`` (None: off): for the fraction ``rois`` of the
             positive RoIs that the classifier finds hardest (lowest probability of their class), the fraction
             ``cells`` of the 7x7 RoI cells with the highest Grad-CAM attention is zeroed in every channel before
             the RoI head runs, so it must learn from the object's other parts. Eval is untouched.
-        rpn: ``standard``; ``cascade`` (Cascade RPN: one anchor per location refined in two stages, the second
+        rpn: ``standard``; ``conv2`` (two 3x3 convs before the outputs, torchvision's ``_v2`` RPN head); ``cascade`` (Cascade RPN: one anchor per location refined in two stages, the second
             with adaptive convolution; :mod:`mirrordet.nn.modules.cascade_rpn`) or ``cascade-simple`` (the seed's
             variant: two stacked 3x3 stages, adaptive convolution off). ``sizes``/``ratios`` keep their meaning
             (a cascade uses one square anchor of the level's size).
@@ -84,10 +110,9 @@ class RCNNHead(DetectionHead):
         if self.rpn_stage1:
             self.train_outputs = (*type(self).train_outputs, "rpn_stage1")
         self.roi_align = MultiScaleRoIAlign([str(i) for i in range(self.roi_levels)], 7, 2)
-        self.box_head = nn.Sequential(nn.Flatten(), nn.Linear(c * 49, fc_dim), nn.ReLU(inplace=True),
-                                      nn.Linear(fc_dim, fc_dim), nn.ReLU(inplace=True))
-        self.cls_score = nn.Linear(fc_dim, nc + 1)
-        self.bbox_pred = nn.Linear(fc_dim, (nc + 1) * 4)  # class-specific, background slot unused
+        self.box_head, width = box_head(c, fc_dim)
+        self.cls_score = nn.Linear(width, nc + 1)
+        self.bbox_pred = nn.Linear(width, (nc + 1) * 4)  # class-specific, background slot unused
 
     @property
     def rpn_stage1(self) -> bool:
@@ -248,13 +273,14 @@ class RCNNHead(DetectionHead):
         return out
 
     arg_spec: tuple = (("nc", int), ("sizes", (list, type(None))), ("ratios", list),
-                       ("roi_levels", (int, type(None))), ("fc_dim", int), ("post_nms_topk", list),
+                       ("roi_levels", (int, type(None))), ("fc_dim", (int, list)), ("post_nms_topk", list),
                        ("ia", (list, type(None))), ("rpn", str))
 
     @classmethod
     def from_yaml(cls, c_in: list, args: list, n: int, ctx: BuildContext):
         """Args ``[nc, sizes=None, ratios=[0.5, 1, 2], roi_levels=None, fc_dim=1024,
-        post_nms_topk=[2000, 1000], ia=None, rpn='standard']``; ``from`` lists the levels (finest first)."""
+        post_nms_topk=[2000, 1000], ia=None, rpn='standard']``; ``from`` lists the levels (finest first).
+        ``fc_dim`` may be ``[[conv widths], [fc widths]]`` (:func:`box_head`)."""
         full = cls.checked_args(c_in, args)
         return cls(*full).with_conventions(ctx.conventions), args[0], full
 
@@ -289,6 +315,11 @@ class RCNNHead(DetectionHead):
         if len(args) > 6 and args[6] is not None and not (
                 len(args[6]) == 2 and all(isinstance(v, (int, float)) and 0 < v <= 1 for v in args[6])):
             raise ModelConfigError(f"RCNNHead ia must be [cells, rois], two fractions in (0, 1], got {args[6]}")
+        if len(args) > 4 and isinstance(args[4], list) and not (
+                len(args[4]) == 2 and all(isinstance(v, list) and all(isinstance(w, int) and w > 0 for w in v)
+                                          for v in args[4]) and args[4][1]):
+            raise ModelConfigError(f"RCNNHead fc_dim must be a width or [[conv widths], [fc widths]] (at least one fc), "
+                                   f"got {args[4]}")
         if len(args) > 7 and args[7] not in RPN_KINDS:
             raise ModelConfigError(f"RCNNHead rpn must be one of {', '.join(RPN_KINDS)}, got {args[7]!r}")
         return [args[0], tuple(ch), *args[1:]]
