@@ -19,9 +19,8 @@ largest stride, 128, needs no padding in either).
 Supported: ``retinanet_resnet50_fpn`` (into retinanet-r50-fpn.yaml), ``retinanet_resnet50_fpn_v2``
 (retinanet-r50-fpn-v2.yaml), ``fcos_resnet50_fpn`` (fcos-r50-fpn.yaml),
 ``fasterrcnn_resnet50_fpn`` (faster-rcnn-r50-fpn.yaml), ``fasterrcnn_resnet50_fpn_v2`` (faster-rcnn-r50-fpn-v2.yaml)
-and ``maskrcnn_resnet50_fpn`` (maskrcnn-r50-fpn.yaml; the two-stage files count a background class, so
-torchvision's label ``k`` is mirrordet's class ``k - 1``). ``maskrcnn_resnet50_fpn_v2`` is recognized and refused
-by name.
+``maskrcnn_resnet50_fpn`` (maskrcnn-r50-fpn.yaml) and ``maskrcnn_resnet50_fpn_v2`` (maskrcnn-r50-fpn-v2.yaml). The
+two-stage files count a background class, so torchvision's label ``k`` is mirrordet's class ``k - 1``.
 """
 
 from __future__ import annotations
@@ -85,6 +84,17 @@ _RCNN: tuple[Rule, ...] = (
     (r"^roi_heads\.box_head\.fc7\.", lambda m: "layers.2.box_head.3."),
     (r"^roi_heads\.box_predictor\.(cls_score|bbox_pred)\.", lambda m: f"layers.2.{m.group(1)}."),
 )
+_RCNN_V2: tuple[Rule, ...] = (
+    (r"^rpn\.head\.conv\.(\d)\.0\.", lambda m: f"layers.2.rpn.conv.{2 * int(m.group(1))}."),
+    (r"^rpn\.head\.(cls_logits|bbox_pred)\.", lambda m: f"layers.2.rpn.{m.group(1)}."),
+    (r"^roi_heads\.box_head\.", lambda m: "layers.2.box_head."),  # the same (conv, BN) x 4, fc layout
+    (r"^roi_heads\.box_predictor\.(cls_score|bbox_pred)\.", lambda m: f"layers.2.{m.group(1)}."),
+)
+_MASK: tuple[Rule, ...] = (
+    (r"^roi_heads\.mask_head\.", lambda m: "layers.2.mask_head."),
+    (r"^roi_heads\.mask_predictor\.conv5_mask\.", lambda m: "layers.2.mask_predictor.0."),
+    (r"^roi_heads\.mask_predictor\.mask_fcn_logits\.", lambda m: "layers.2.mask_predictor.2."),
+)
 FAMILIES = (
     Family("retinanet_resnet50_fpn_v2", "retinanet-r50-fpn-v2.yaml", "head.classification_head.conv.0.1.weight", (),
            _RESNET_FPN + (  # towers of (conv, GroupNorm) pairs: conv.<i>.<j> -> subnet.<3 i + j> (a ReLU each third)
@@ -112,24 +122,22 @@ FAMILIES = (
                (r"^head\.regression_head\.(bbox_reg|bbox_ctrness)\.", lambda m: f"layers.2.{m.group(1)}."),
            ), "head.classification_head.cls_logits.weight", 1),
     Family("maskrcnn_resnet50_fpn", "maskrcnn-r50-fpn.yaml", "roi_heads.mask_predictor.mask_fcn_logits.weight",
-           ("roi_heads.box_head.0.0.weight",), _RESNET_FPN + _RCNN + (
-               (r"^roi_heads\.mask_head\.", lambda m: "layers.2.mask_head."),
-               (r"^roi_heads\.mask_predictor\.conv5_mask\.", lambda m: "layers.2.mask_predictor.0."),
-               (r"^roi_heads\.mask_predictor\.mask_fcn_logits\.", lambda m: "layers.2.mask_predictor.2."),
-           ), "roi_heads.box_predictor.cls_score.weight", 1, background=1),
+           ("roi_heads.box_head.0.0.weight",), _RESNET_FPN + _RCNN + _MASK,
+           "roi_heads.box_predictor.cls_score.weight", 1, background=1),
     Family("fasterrcnn_resnet50_fpn", "faster-rcnn-r50-fpn.yaml", "roi_heads.box_head.fc6.weight",
            ("roi_heads.mask_predictor.mask_fcn_logits.weight",), _RESNET_FPN + _RCNN,
            "roi_heads.box_predictor.cls_score.weight", 1, background=1),
     Family("fasterrcnn_resnet50_fpn_v2", "faster-rcnn-r50-fpn-v2.yaml", "roi_heads.box_head.0.0.weight",
-           ("roi_heads.mask_predictor.mask_fcn_logits.weight",), _RESNET_FPN + (
-               (r"^rpn\.head\.conv\.(\d)\.0\.", lambda m: f"layers.2.rpn.conv.{2 * int(m.group(1))}."),
-               (r"^rpn\.head\.(cls_logits|bbox_pred)\.", lambda m: f"layers.2.rpn.{m.group(1)}."),
-               (r"^roi_heads\.box_head\.", lambda m: "layers.2.box_head."),  # the same (conv, BN) x 4, fc layout
-               (r"^roi_heads\.box_predictor\.(cls_score|bbox_pred)\.", lambda m: f"layers.2.{m.group(1)}."),
-           ), "roi_heads.box_predictor.cls_score.weight", 1, background=1),
+           ("roi_heads.mask_predictor.mask_fcn_logits.weight",), _RESNET_FPN + _RCNN_V2,
+           "roi_heads.box_predictor.cls_score.weight", 1, background=1),
+    Family("maskrcnn_resnet50_fpn_v2", "maskrcnn-r50-fpn-v2.yaml", "roi_heads.mask_head.0.1.weight", (),
+           _RESNET_FPN + _RCNN_V2 + _MASK, "roi_heads.box_predictor.cls_score.weight", 1, background=1),
 )
 # torchvision families recognized by a key, refused by name until mirrordet reproduces them
-NOT_YET = {"roi_heads.mask_head.0.1.weight": "maskrcnn_resnet50_fpn_v2"}
+# torchvision detectors recognized by a key and refused by name (checked before FAMILIES: some share their keys)
+NOT_YET = {"roi_heads.keypoint_predictor.kps_score_lowres.weight": "keypointrcnn_resnet50_fpn",
+           "backbone.body.0.0.weight": "a MobileNet-trunk detector (fasterrcnn_mobilenet_v3_large_fpn, ...)",
+           "head.classification_head.module_list.0.weight": "ssd300_vgg16 / ssdlite320_mobilenet_v3_large"}
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor] | None:
@@ -147,15 +155,15 @@ def detect_family(state: dict[str, torch.Tensor]) -> Family | None:
     """The supported family whose keys ``state`` has (None: not a torchvision detector mirrordet reads).
 
     Raises:
-        CheckpointError: a torchvision detector family mirrordet does not reproduce yet (named).
+        CheckpointError: a torchvision detector family mirrordet does not reproduce (named).
     """
-    for family in FAMILIES:
-        if family.marker in state and not any(k in state for k in family.absent):
-            return family
     for key, name in NOT_YET.items():
         if key in state:
             raise CheckpointError(f"this is a torchvision {name} state dict; mirrordet imports only "
-                                  f"{', '.join(f.name for f in FAMILIES)} so far")
+                                  f"{', '.join(f.name for f in FAMILIES)}")
+    for family in FAMILIES:
+        if family.marker in state and not any(k in state for k in family.absent):
+            return family
     return None
 
 

@@ -53,7 +53,8 @@ FAMILY_CASES = [("retinanet_resnet50_fpn", NMSSettings(conf=0.05, iou=0.5, max_d
                 ("fcos_resnet50_fpn", NMSSettings(conf=0.2, iou=0.6, max_det=100)),
                 ("fasterrcnn_resnet50_fpn", NMSSettings(conf=0.05, iou=0.5, max_det=100)),
                 ("fasterrcnn_resnet50_fpn_v2", NMSSettings(conf=0.05, iou=0.5, max_det=100)),
-                ("maskrcnn_resnet50_fpn", NMSSettings(conf=0.05, iou=0.5, max_det=100))]
+                ("maskrcnn_resnet50_fpn", NMSSettings(conf=0.05, iou=0.5, max_det=100)),
+                ("maskrcnn_resnet50_fpn_v2", NMSSettings(conf=0.05, iou=0.5, max_det=100))]
 
 
 @pytest.mark.parametrize("name, nms", FAMILY_CASES)
@@ -90,9 +91,11 @@ def test_convert_writes_a_checkpoint_that_loads_with_weights_only(retinanet_file
 
 
 def test_other_torchvision_families_are_refused_by_name(tmp_path):
-    with pytest.raises(CheckpointError, match="maskrcnn_resnet50_fpn_v2"):
-        detect_family({"roi_heads.box_head.0.0.weight": torch.zeros(1), "roi_heads.mask_head.0.1.weight": torch.zeros(1),
-                       "roi_heads.mask_predictor.mask_fcn_logits.weight": torch.zeros(1)})
+    with pytest.raises(CheckpointError, match="keypointrcnn_resnet50_fpn"):  # shares the Faster R-CNN keys
+        detect_family({"roi_heads.box_head.fc6.weight": torch.zeros(1),
+                       "roi_heads.keypoint_predictor.kps_score_lowres.weight": torch.zeros(1)})
+    with pytest.raises(CheckpointError, match="MobileNet"):
+        detect_family({"roi_heads.box_head.fc6.weight": torch.zeros(1), "backbone.body.0.0.weight": torch.zeros(1)})
     path = tmp_path / "resnet.pth"  # a classifier's state dict is still refused as before
     torch.save({"conv1.weight": torch.zeros(1), "fc.weight": torch.zeros(1)}, path)
     with pytest.raises(CheckpointError, match="plain state dict"):

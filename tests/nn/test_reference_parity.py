@@ -16,6 +16,7 @@ count = lambda m: sum(p.numel() for p in m.parameters())
     ("faster-rcnn-r50-fpn.yaml", detection.fasterrcnn_resnet50_fpn, 1),  # torchvision counts background
     ("faster-rcnn-r50-fpn-v2.yaml", detection.fasterrcnn_resnet50_fpn_v2, 1),
     ("maskrcnn-r50-fpn.yaml", detection.maskrcnn_resnet50_fpn, 1),
+    ("maskrcnn-r50-fpn-v2.yaml", detection.maskrcnn_resnet50_fpn_v2, 1),
 ])
 def test_r50_fpn_parameter_parity(name, ctor, background, nc=80):
     ours = count(build_model(name, nc=nc))

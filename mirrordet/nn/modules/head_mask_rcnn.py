@@ -35,7 +35,8 @@ class MaskRCNNHead(RCNNHead):
     """Mask R-CNN head: :class:`RCNNHead` plus a mask branch.
 
     Args: as :class:`RCNNHead`, then ``mask_dim``: width of the mask branch (None: the levels' width, 256 for
-        an FPN-256 model as in torchvision).
+        an FPN-256 model as in torchvision), and ``mask_norm``: ``none`` (3x3 convs with bias + ReLU) or ``bn``
+        (convs without bias + BatchNorm + ReLU, as torchvision's ``maskrcnn_resnet50_fpn_v2``).
 
     Forward:
         training: RCNNHead's outputs, then mask logits [P, nc + 1, 28, 28] of the P positive sampled RoIs and
@@ -53,13 +54,15 @@ class MaskRCNNHead(RCNNHead):
     def __init__(self, nc: int, ch: tuple[int, ...], sizes: list[float] | None = None,
                  ratios: list[float] = (0.5, 1.0, 2.0), roi_levels: int | None = None, fc_dim: int = 1024,
                  post_nms_topk: list[int] = (2000, 1000), ia: list[float] | None = None, rpn: str = "standard",
-                 mask_dim: int | None = None) -> None:
+                 mask_dim: int | None = None, mask_norm: str = "none") -> None:
         super().__init__(nc, ch, sizes, ratios, roi_levels, fc_dim, post_nms_topk, ia, rpn)
         base = RCNNHead.train_outputs + (("rpn_stage1",) if self.rpn_stage1 else ())
         self.train_outputs = (*base, "mask_logits", "mask_targets")
         c, d = ch[0], mask_dim or ch[0]
         self.mask_roi_align = MultiScaleRoIAlign([str(i) for i in range(self.roi_levels)], 14, 2)
-        self.mask_head = nn.Sequential(*(nn.Sequential(nn.Conv2d(c if i == 0 else d, d, 3, 1, 1), nn.ReLU(inplace=True))
+        bn = mask_norm == "bn"
+        self.mask_head = nn.Sequential(*(nn.Sequential(nn.Conv2d(c if i == 0 else d, d, 3, 1, 1, bias=not bn),
+                                                       *([nn.BatchNorm2d(d)] if bn else []), nn.ReLU(inplace=True))
                                          for i in range(4)))
         self.mask_predictor = nn.Sequential(nn.ConvTranspose2d(d, d, 2, 2), nn.ReLU(inplace=True),
                                             nn.Conv2d(d, nc + 1, 1))
@@ -128,12 +131,14 @@ class MaskRCNNHead(RCNNHead):
 
     mask_chunk: int = 64  # boxes per mask-branch call in eval
 
-    arg_spec: tuple = (*RCNNHead.arg_spec, ("mask_dim", (int, type(None))))
+    arg_spec: tuple = (*RCNNHead.arg_spec, ("mask_dim", (int, type(None))), ("mask_norm", str))
 
     @classmethod
     def from_yaml(cls, c_in: list, args: list, n: int, ctx: BuildContext):
-        """Args as :class:`RCNNHead`, then ``mask_dim=None`` (the mask branch's width)."""
+        """Args as :class:`RCNNHead`, then ``mask_dim=None`` (the mask branch's width) and ``mask_norm='none'``."""
         full = cls.checked_args(c_in, args)
         if len(args) > 8 and args[8] is not None and args[8] < 1:
             raise ModelConfigError(f"MaskRCNNHead mask_dim must be >= 1, got {args[8]}")
+        if len(args) > 9 and args[9] not in ("none", "bn"):
+            raise ModelConfigError(f"MaskRCNNHead mask_norm must be 'none' or 'bn', got {args[9]!r}")
         return cls(*full).with_conventions(ctx.conventions), args[0], full
