@@ -23,12 +23,18 @@ def to_unit_float(images: torch.Tensor, half: bool = False) -> torch.Tensor:
     return (images.half() if half else images.float()) / 255
 
 
-def letterbox_rect(img: np.ndarray, imgsz: int, stride: int) -> tuple[np.ndarray, RatioPad]:
+def resized_long_side(h: int, w: int, min_size: int, max_size: int) -> float:
+    """The long side an ``h`` x ``w`` image gets when its short side is scaled to ``min_size``, unless that would
+    take its long side past ``max_size`` (then the long side is ``max_size``): torchvision's detection resize."""
+    return max(h, w) * min(min_size / min(h, w), max_size / max(h, w))
+
+
+def letterbox_rect(img: np.ndarray, imgsz: float, stride: int) -> tuple[np.ndarray, RatioPad]:
     """Resize the longer side to ``imgsz`` (bilinear) and pad both sides to multiples of ``stride``, centred.
 
     Args:
         img: BGR uint8 [h0, w0, 3].
-        imgsz: target of the longer side (a multiple of ``stride``).
+        imgsz: target of the longer side (a multiple of ``stride``, or any size: :func:`resized_long_side`).
         stride: the model's largest stride.
 
     Returns:
@@ -36,8 +42,8 @@ def letterbox_rect(img: np.ndarray, imgsz: int, stride: int) -> tuple[np.ndarray
         where an original pixel x maps to ``x * gain_w + pad_w``.
     """
     h0, w0 = img.shape[:2]
-    r = min(imgsz / h0, imgsz / w0)
-    h1, w1 = min(imgsz, max(1, round(h0 * r))), min(imgsz, max(1, round(w0 * r)))
+    r, cap = min(imgsz / h0, imgsz / w0), round(imgsz)
+    h1, w1 = min(cap, max(1, round(h0 * r))), min(cap, max(1, round(w0 * r)))
     return resize_and_pad(img, (h1, w1), (stride_multiple(h1, stride), stride_multiple(w1, stride)), cv2.INTER_LINEAR)
 
 

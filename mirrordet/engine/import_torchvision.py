@@ -11,10 +11,13 @@ detections with those weights:
 - ``conventions: torchvision``: anchors placed and detections decoded as torchvision's heads do
   (:func:`mirrordet.ops.anchor_boxes.torchvision_grid_anchors`, :func:`mirrordet.ops.nms.per_level_nms`).
 
-torchvision also resizes every image so that its short side is 800 pixels (at most 1333 on the long side);
-mirrordet letterboxes to ``imgsz`` instead, so use ``imgsz=800`` to ``1344`` for such weights. Detections are
-the same as torchvision's when the input is the same (an image whose sides are multiples of the model's
-largest stride, 128, needs no padding in either).
+- ``resize: {min_size: 800, max_size: 1333}``: predict scales each image as torchvision's transform does (short
+  side 800, long side at most 1333) instead of fitting its long side to ``imgsz``.
+
+Detections are the same as torchvision's when the network input is the same (tested on an input whose sides are
+multiples of the largest stride, so that neither pads it); on other images the two differ only in preprocessing
+(OpenCV's resize of the uint8 image and centred padding, against torch's resize of the float image and padding at
+the bottom and right).
 
 Supported: ``retinanet_resnet50_fpn`` (into retinanet-r50-fpn.yaml), ``retinanet_resnet50_fpn_v2``
 (retinanet-r50-fpn-v2.yaml), ``fcos_resnet50_fpn`` (fcos-r50-fpn.yaml),
@@ -41,6 +44,7 @@ from mirrordet.utils.log import LOGGER
 from mirrordet.utils.safe_load import safe_torch_load
 
 IMAGENET = "normalize: {mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}"
+TORCHVISION_RESIZE = "resize: {min_size: 800, max_size: 1333}"  # GeneralizedRCNNTransform's defaults
 Rule = tuple[str, Callable[[re.Match], str]]
 
 
@@ -202,7 +206,7 @@ def convert_state_dict(state: dict[str, torch.Tensor], family: Family, source: s
                               f"{family.anchors} anchors")
     nc = out_channels // family.anchors - family.background
     text = load_model_yaml(family.yaml)[1].rstrip() + f"\n\n# imported from torchvision {family.name}\n" \
-        f"{IMAGENET}\nconventions: torchvision\n"
+        f"{IMAGENET}\n{TORCHVISION_RESIZE}\nconventions: torchvision\n"
     names = _names(nc, family)
     net = ModelGraph(text, nc=nc, source=f"{source} ({family.yaml})", names=names)
     mapped: dict[str, torch.Tensor] = {}

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mirrordet.data.preprocess import letterbox_rect, stride_multiple, to_unit_float
+from mirrordet.data.preprocess import letterbox_rect, resized_long_side, stride_multiple, to_unit_float
 from mirrordet.data.transforms import RatioPad
 from mirrordet.engine.inference import InferenceRunner, prepare_model
 from mirrordet.engine.predict_outputs import PredictOutputs, log_line
@@ -94,9 +94,14 @@ class Predictor:
         self._save_dir, self.save = save_dir, bool(save)
         from mirrordet.engine.exported_model import ExportedNetwork
 
+        self.resize: tuple[int, int] | None = None  # the model's own resize rule (the YAML's `resize`)
         if isinstance(model, ExportedNetwork):  # the file's runtime runs it; a fixed-shape file takes its square size
             self.runner, self.head, self.pad_multiple = model, model.head, model.input_multiple
         else:
+            self.resize = model.resize if self.task != "classify" else None
+            if self.resize is not None:
+                LOGGER.info(f"the model carries its resize rule: short side {self.resize[0]}, long side at most "
+                            f"{self.resize[1]} (imgsz={imgsz} is not used)")
             self.runner = runner or InferenceRunner(prepare_model(model, self.device, self.half, fast=True))
             self.head, self.pad_multiple = self.runner.net.head, self.stride
         self.speed: dict[str, float] = {}
@@ -119,7 +124,9 @@ class Predictor:
             crops = [center_crop(im, self.imgsz) for im in images]
             shaped = [(c, None) for c in crops]
         else:
-            shaped = [letterbox_rect(im, self.imgsz, self.pad_multiple) for im in images]
+            sizes = ([resized_long_side(*im.shape[:2], *self.resize) for im in images] if self.resize
+                     else [self.imgsz] * len(images))
+            shaped = [letterbox_rect(im, s, self.pad_multiple) for im, s in zip(images, sizes)]
         groups: dict[tuple[int, int], list[int]] = {}
         for i, (im, _) in enumerate(shaped):
             groups.setdefault(im.shape[:2], []).append(i)

@@ -11,7 +11,7 @@ from torch import nn
 from mirrordet.nn.head import Head
 from mirrordet.nn.init import set_batchnorm, zero_init_residual
 from mirrordet.nn.parser import (LayerRow, batchnorm_options, load_model_yaml, normalize_options, parse_model,
-                                 parse_yaml_text, resolve_model_yaml)
+                                 parse_yaml_text, resize_options, resolve_model_yaml)
 from mirrordet.utils.errors import ModelConfigError
 from mirrordet.utils.safe_yaml import read_yaml_text
 
@@ -35,6 +35,7 @@ class ModelGraph(nn.Module):
         stride: [L] output strides of the head's input levels, in pixels.
         names: {class index: name}.
         kpt_shape: the file's ``kpt_shape`` (keypoints, values per keypoint), or None.
+        resize: the file's ``resize`` (min_size, max_size) for predict, or None (fit the long side to imgsz).
     """
 
     def __init__(self, yaml_text: str, nc: int | None = None, scale: str | None = None, ch: int = 3,
@@ -54,6 +55,7 @@ class ModelGraph(nn.Module):
             zero_init_residual(self)
         if d.get("batchnorm"):
             set_batchnorm(self, **batchnorm_options(d, source))
+        self.resize = resize_options(d, source)
         norm = normalize_options(d, ch, source)
         self.normalize = norm is not None
         if norm is not None:  # part of the network (and of its exports), not of the checkpoint's tensors

@@ -38,7 +38,7 @@ from mirrordet.utils.files import bundled_dir, find_yaml
 from mirrordet.utils.safe_yaml import MAX_CLASSES, check_bounded, load_yaml_text, read_yaml_text, short_repr
 
 TOP_LEVEL_KEYS = {"nc", "scales", "backbone", "head", "depth_multiple", "width_multiple", "zero_init_residual",
-                  "end2end", "reg_max", "activation", "kpt_shape", "batchnorm", "normalize", "conventions"}
+                  "end2end", "reg_max", "activation", "kpt_shape", "batchnorm", "normalize", "conventions", "resize"}
 CONVENTIONS = ("mirrordet", "torchvision")
 SYMBOLS: dict[str, Any] = {"None": None}
 SCALE_RE = re.compile(r"^(?P<base>.*?\d+)(?P<scale>[nslmx])(?P<rest>(-.*)?)$")
@@ -244,6 +244,20 @@ def head_options(d: dict, source: str) -> dict[str, Any]:
         raise ModelConfigError(f"{source}: `conventions` must be one of {', '.join(CONVENTIONS)}, "
                                f"got {short_repr(conventions)}")
     return {"end2end": end2end, "reg_max": reg_max, "kpt_shape": kpt, "conventions": conventions}
+
+
+def resize_options(d: dict, source: str) -> tuple[int, int] | None:
+    """The checked top-level ``resize: {min_size: int, max_size: int}`` (None when absent)."""
+    rule = d.get("resize")
+    if rule is None:
+        return None
+    ok = (isinstance(rule, dict) and set(rule) == {"min_size", "max_size"}
+          and all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 8192 for v in rule.values())
+          and rule["min_size"] <= rule["max_size"])
+    if not ok:
+        raise ModelConfigError(f"{source}: `resize` must be {{min_size: int, max_size: int}} with "
+                               f"16 <= min_size <= max_size <= 8192, got {short_repr(rule)}")
+    return rule["min_size"], rule["max_size"]
 
 
 def normalize_options(d: dict, ch: int, source: str) -> tuple[list[float], list[float]] | None:

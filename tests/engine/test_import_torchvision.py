@@ -62,6 +62,7 @@ def test_detections_equal_torchvision(name, nms, retinanet_file, tmp_path):
     tv, path = retinanet_file if name == "retinanet_resnet50_fpn" else torchvision_file(name, tmp_path)
     net, ckpt = load_weights(path)
     assert "conventions: torchvision" in ckpt.model_yaml and "normalize:" in ckpt.model_yaml
+    assert net.resize == (800, 1333)  # predict resizes as torchvision's transform
     assert net.nc == 5 and ckpt.version == f"torchvision {name}"
     x = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():

@@ -70,7 +70,10 @@ def test_kpt_shape_is_parsed():
                                          ("normalize: {mean: [0, 0, 0], std: [1, 0, 1]}", "`normalize` must be"),
                                          ("normalize: {mean: [0, 0, 0]}", "`normalize` must be"),
                                          ("normalize: [0.5, 0.2]", "`normalize` must be"),
-                                         ("conventions: detectron2", "`conventions` must be one of")])
+                                         ("conventions: detectron2", "`conventions` must be one of"),
+                                         ("resize: {min_size: 800}", "`resize` must be"),
+                                         ("resize: {min_size: 900, max_size: 800}", "`resize` must be"),
+                                         ("resize: 800", "`resize` must be")])
 def test_bad_values_name_the_file(line, match):
     with pytest.raises(ModelConfigError, match=f"m.yaml: {match}"):
         ModelGraph(f"{line}\n" + BODY, source="m.yaml")
