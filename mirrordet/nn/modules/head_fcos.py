@@ -7,11 +7,9 @@ import math
 import torch
 from torch import nn
 
-from mirrordet.nn.head import DetectionHead
 from mirrordet.nn.modules.base import BuildContext, check_args, conv_tower, flat_channels, tower_depth
+from mirrordet.nn.modules.head_dense import DenseHead
 from mirrordet.ops.anchor_boxes import flatten_levels
-from mirrordet.ops.detections import Detections
-from mirrordet.ops.nms import NMSSettings, dense_nms, per_level_nms
 from mirrordet.registry import MODULES
 from mirrordet.utils.errors import ModelConfigError
 
@@ -30,7 +28,7 @@ def level_points(feats: list[torch.Tensor], strides: list[float], offset: float 
 
 
 @MODULES.register()
-class FCOSHead(DetectionHead):
+class FCOSHead(DenseHead):
     """FCOS head over L levels of equal width (e.g. FPN P3-P7), shared across levels.
 
     Args:
@@ -57,7 +55,6 @@ class FCOSHead(DetectionHead):
                  topk: int = 1000, conventions: str = "mirrordet") -> None:
         super().__init__()
         self.conventions = conventions
-        self.layout: tuple[list[int], tuple[int, int]] | None = None  # eval: points per level, input (h, w)
         c = ch[0]
         self.nc, self.nl, self.center_radius, self.topk = nc, len(ch), center_radius, topk
         self.register_buffer("stride", torch.zeros(self.nl), persistent=True)
@@ -85,19 +82,8 @@ class FCOSHead(DetectionHead):
         xy, ltrb = points[None, :, :2].float(), ltrb.float()
         boxes = torch.cat([xy + (ltrb[..., 2:] - ltrb[..., :2]) / 2, ltrb[..., :2] + ltrb[..., 2:]], 2)  # xywh
         scores = (cls.float().sigmoid() * ctr.float().sigmoid()).sqrt()
-        s0 = float(self.stride[0])
-        self.layout = ([f.shape[-2] * f.shape[-1] for f in x], (round(x[0].shape[-2] * s0), round(x[0].shape[-1] * s0)))
+        self.record_layout(x, 1)
         return torch.cat([boxes, scores], 2).transpose(1, 2)
-
-    def postprocess(self, preds: torch.Tensor, nms: NMSSettings) -> list[Detections]:
-        """Eval output [B, 4 + nc, A] -> per image :class:`Detections`: every (box, class) pair above
-        ``nms.conf`` (always multi-label), the ``topk`` best (per level with torchvision's conventions, of the
-        last forward's levels), NMS, ``nms.max_det`` kept."""
-        if self.conventions == "torchvision":
-            if self.layout is None or sum(self.layout[0]) != preds.shape[-1]:
-                raise RuntimeError("FCOSHead with torchvision conventions decodes the output of its last forward")
-            return per_level_nms(preds, *self.layout, nms, self.topk)
-        return dense_nms(preds, nms, self.topk, multi_label=True)
 
     @classmethod
     def from_yaml(cls, c_in: list, args: list, n: int, ctx: BuildContext):

@@ -7,12 +7,10 @@ import math
 import torch
 from torch import nn
 
-from mirrordet.nn.head import DetectionHead
 from mirrordet.nn.modules.base import BuildContext, check_args, conv_tower, flat_channels, tower_depth
+from mirrordet.nn.modules.head_dense import DenseHead
 from mirrordet.ops.anchor_boxes import decode_boxes, flatten_levels, grid_anchors, torchvision_grid_anchors
 from mirrordet.ops.boxes import xyxy2xywh
-from mirrordet.ops.detections import Detections
-from mirrordet.ops.nms import NMSSettings, dense_nms, per_level_nms
 from mirrordet.registry import MODULES
 from mirrordet.utils.errors import ModelConfigError
 
@@ -20,7 +18,7 @@ SCALES3 = [1.0, 2 ** (1 / 3), 2 ** (2 / 3)]
 
 
 @MODULES.register()
-class RetinaHead(DetectionHead):
+class RetinaHead(DenseHead):
     """RetinaNet head over L levels of equal width (e.g. FPN P3-P7).
 
     Args:
@@ -53,7 +51,6 @@ class RetinaHead(DetectionHead):
                  conventions: str = "mirrordet") -> None:
         super().__init__()
         self.conventions = conventions
-        self.layout: tuple[list[int], tuple[int, int]] | None = None  # eval: anchors per level, input (h, w)
         c = ch[0]
         self.nc, self.nl = nc, len(ch)
         self.sizes, self.ratios, self.scales = sizes, list(ratios), list(scales)
@@ -88,20 +85,8 @@ class RetinaHead(DetectionHead):
         if self.training:
             return [cls, deltas, anchors.expand(cls.shape[0], -1, -1)]
         boxes = xyxy2xywh(decode_boxes(deltas.float(), anchors[None].float()))
-        s0 = float(self.stride[0])
-        self.layout = ([f.shape[-2] * f.shape[-1] * self.na for f in x],
-                       (round(x[0].shape[-2] * s0), round(x[0].shape[-1] * s0)))
+        self.record_layout(x, self.na)
         return torch.cat([boxes, cls.float().sigmoid()], 2).transpose(1, 2)
-
-    def postprocess(self, preds: torch.Tensor, nms: NMSSettings) -> list[Detections]:
-        """Eval output [B, 4 + nc, A] -> per image :class:`Detections`: every (box, class) pair above
-        ``nms.conf`` (always multi-label), the ``topk`` best (per level with torchvision's conventions, of the
-        last forward's levels), NMS, ``nms.max_det`` kept."""
-        if self.conventions == "torchvision":
-            if self.layout is None or sum(self.layout[0]) != preds.shape[-1]:
-                raise RuntimeError("RetinaHead with torchvision conventions decodes the output of its last forward")
-            return per_level_nms(preds, *self.layout, nms, self.topk)
-        return dense_nms(preds, nms, self.topk, multi_label=True)
 
     @classmethod
     def from_yaml(cls, c_in: list, args: list, n: int, ctx: BuildContext):
