@@ -58,6 +58,8 @@ COMPARE_KEYS = ("models", "seeds", "runs", "baseline", "budget", "force", "vary"
 DEFAULT_SEEDS = [0, 1, 2]  # paired differences over three seeds: the smallest t interval worth reading
 OUTPUT_KEYS = ("project", "name", "exist_ok")
 RUN_RECORD = "compare_run.json"  # in each run folder: the settings it was trained with (see finished_run)
+
+
 def parse_list(value: Any, key: str) -> list[str]:
     """``"a,b"`` or ``["a", "b"]`` -> ``["a", "b"]`` (empty items dropped)."""
     if value is None:
