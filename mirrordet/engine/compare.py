@@ -222,14 +222,13 @@ def measure_latencies(results: Sequence[RunResult], runs: int = 30) -> None:
 def check_models(models: Sequence[str], settings: Mapping[str, Any]) -> str:
     """Build every model for the dataset once (fails fast on a bad YAML); returns their common task."""
     from mirrordet.engine.setup import resolve_settings
+    from mirrordet.engine.weights import is_checkpoint_path, load_weights
     from mirrordet.nn.graph import build_model
 
     cfg, data = resolve_settings({**settings, "model": models[0]})
     tasks = {}
     for m in models:
-        if str(m).endswith(".pt"):
-            from mirrordet.engine.weights import load_weights
-
+        if is_checkpoint_path(m):
             tasks[m] = load_weights(m)[0].task
         else:
             tasks[m] = build_model(m, nc=int(data["nc"]), scale=cfg["scale"]).task

@@ -318,7 +318,7 @@ def export_model(net: ModelGraph, overrides: Mapping[str, Any] | None = None,
     if cfg["nms"]:
         net = _with_nms(net, graph, cfg, source)
     src = Path(source)
-    if src.suffix == ".pt":
+    if src.suffix in (".pt", ".pth"):
         out_dir = src.parent
     else:
         out_dir = run_dir(graph.task, "export", cfg["project"], cfg["name"], cfg["exist_ok"])

@@ -38,7 +38,7 @@ from mirrordet.engine.run_dir import resume_run_dir, run_dir
 from mirrordet.engine.setup import check_classes, check_imgsz, resolve_settings
 from mirrordet.engine.tasks import criterion, plot_training_labels, task_for
 from mirrordet.engine.train_state import EpochPlan, LoopState, RunParts
-from mirrordet.engine.weights import load_matching, load_weights, rebuild_network, transfer_weights
+from mirrordet.engine.weights import is_checkpoint_path, load_matching, load_weights, rebuild_network, transfer_weights
 from mirrordet.nn.graph import ModelGraph, build_model
 from mirrordet.utils.errors import CheckpointError, ConfigError, MirrordetError
 from mirrordet.utils.files import atomic_write_text
@@ -119,7 +119,7 @@ class Trainer:
         elif is_exported(cfg["model"]):
             raise ConfigError(f"model={cfg['model']} is an exported model: train needs the .pt checkpoint it was "
                               "exported from (exported files run predict and val)")
-        elif str(cfg["model"]).endswith(".pt"):
+        elif is_checkpoint_path(cfg["model"]):
             net = transfer_weights(cfg["model"], nc, self.names)  # fine-tune: same architecture, new classes if needed
         else:
             net = build_model(cfg["model"], nc=nc, scale=cfg["scale"], names=self.names)

@@ -58,6 +58,14 @@ def rebuild_network(ckpt: Checkpoint, source: str | Path, weights: str = "model"
     return net
 
 
+CHECKPOINT_SUFFIXES = (".pt", ".pth")  # .pth: torchvision's weight files
+
+
+def is_checkpoint_path(model: str | Path) -> bool:
+    """Whether ``model`` names a checkpoint file (``.pt``, or a torchvision ``.pth``) rather than a model YAML."""
+    return Path(str(model)).suffix in CHECKPOINT_SUFFIXES
+
+
 def load_weights(path: str | Path) -> tuple[ModelGraph, Checkpoint]:
     """Rebuild the network of a mirrordet checkpoint with its weights. Returns (network, checkpoint)."""
     ckpt = read_checkpoint(path)
@@ -98,7 +106,8 @@ def missing_weights_message(model: str | Path) -> str:
 
 def open_network(model: str | Path, nc: int | None = None, scale: str | None = None
                  ) -> tuple[ModelGraph, Checkpoint | None]:
-    """The network ``model`` names: a mirrordet ``.pt`` checkpoint (with its weights; ``nc`` and
+    """The network ``model`` names: a ``.pt`` / ``.pth`` checkpoint (mirrordet's, or another tool's converted in
+    memory; with its weights; ``nc`` and
     ``scale`` are the checkpoint's), an exported file (``.onnx``, ``.torchscript``, ``*_openvino_model``: an
     :class:`~mirrordet.engine.exported_model.ExportedNetwork`, for predict and val) or a model YAML, a path or a
     bundled name (freshly initialized, built for ``nc`` classes at ``scale``). Returns (network, checkpoint or
@@ -107,7 +116,7 @@ def open_network(model: str | Path, nc: int | None = None, scale: str | None = N
 
     if is_exported(model):
         return ExportedNetwork(model), None  # type: ignore[return-value]
-    if Path(str(model)).suffix == ".pt":
+    if is_checkpoint_path(model):
         if not Path(str(model)).is_file():
             raise CheckpointError(missing_weights_message(model))
         return load_weights(model)

@@ -120,3 +120,19 @@ def test_coco_files_get_cocos_names():
     two_stage = _names(90, faster)  # Faster R-CNN: 91 classes with the background, 90 of mirrordet's
     assert faster.background == 1 and two_stage[0] == "person" and len(two_stage) == 90
     assert _names(5, retina) == {i: f"class{i}" for i in range(5)}
+
+
+def test_predict_on_a_torchvision_file_uses_its_resize_rule(retinanet_file):
+    """`predict` on the .pth itself: converted in memory, each image scaled as torchvision's transform (short side
+    800), detections mapped back into the original image."""
+    import numpy as np
+
+    from mirrordet import Model
+
+    _, path = retinanet_file
+    img = (np.random.default_rng(0).random((240, 320, 3)) * 255).astype(np.uint8)  # BGR, 3:4
+    (result,) = Model(path).predict(img, conf=0.3, max_det=50)
+    boxes = result.boxes.xyxy
+    assert 0 < len(boxes) <= 50 and result.orig_shape == (240, 320)
+    assert float(boxes[:, [0, 2]].min()) >= 0 and float(boxes[:, [0, 2]].max()) <= 320
+    assert float(boxes[:, [1, 3]].min()) >= 0 and float(boxes[:, [1, 3]].max()) <= 240
