@@ -27,7 +27,8 @@ modes:
   export  TorchScript/ONNX/OpenVINO  mirrordet export model=best.pt format=onnx dynamic=True
   benchmark  the checkpoint and its exports (TorchScript, ONNX, OpenVINO) validated and timed side by side
           mirrordet benchmark model=best.pt data=coco.yaml
-  convert another tool's .pt (Ultralytics) into a mirrordet checkpoint, running nothing from it
+  convert another tool's .pt / .pth (Ultralytics, torchvision detectors) into a mirrordet checkpoint,
+          running nothing from it
           mirrordet convert model=yolov8n.pt    (writes yolov8n-mirrordet.pt beside it)
   compare train models with the same settings and seeds; tables and plots
           mirrordet compare models=yolov8n.yaml,yolov8n-mirror.yaml seeds=0,1,2 epochs=30
