@@ -76,16 +76,22 @@ def test_runs_with_different_recipes_are_refused_with_the_settings_named():
 
 
 def test_budgets(tiny_shapes_yaml):
+    from mirrordet.engine.compare_vary import Arm
+
     settings = {"data": str(tiny_shapes_yaml), "imgsz": 64, "epochs": 10}
-    models, labels = ["yolov8n.yaml", "yolov8s.yaml"], ["yolov8n", "yolov8s"]
-    assert budget_epochs(None, models, labels, settings, "yolov8n")[0] == {}
-    per, text = budget_epochs("flops", models, labels, settings, "yolov8n")
+    arms = [Arm("yolov8n", "yolov8n.yaml"), Arm("yolov8s", "yolov8s.yaml")]
+    assert budget_epochs(None, arms, settings, "yolov8n")[0] == {}
+    per, text = budget_epochs("flops", arms, settings, "yolov8n")
     assert per["yolov8n"] == {"epochs": 10} and 1 <= per["yolov8s"]["epochs"] < 10 and "flops" in text
     with pytest.raises(ConfigError, match="budget=time needs time="):
-        budget_epochs("time", models, labels, settings, "yolov8n")
-    assert budget_epochs(None, models, labels, {**settings, "time": 0.1}, "yolov8n")[1].startswith("time")
+        budget_epochs("time", arms, settings, "yolov8n")
+    assert budget_epochs(None, arms, {**settings, "time": 0.1}, "yolov8n")[1].startswith("time")
     with pytest.raises(ConfigError, match="contradicts"):
-        budget_epochs("flops", models, labels, {**settings, "time": 0.1}, "yolov8n")
+        budget_epochs("flops", arms, {**settings, "time": 0.1}, "yolov8n")
+    # a varied image size is part of an arm's FLOPs: the larger arm gets fewer epochs for the same budget
+    sized = [Arm("yolov8n imgsz=64", "yolov8n.yaml", {"imgsz": 64}), Arm("yolov8n imgsz=128", "yolov8n.yaml", {"imgsz": 128})]
+    per, _ = budget_epochs("flops", sized, settings, "yolov8n imgsz=64")
+    assert per["yolov8n imgsz=64"] == {"epochs": 10} and per["yolov8n imgsz=128"]["epochs"] < 5
 
 
 def test_shortcut_check_for_classifiers(tmp_path):
