@@ -87,5 +87,5 @@ def test_simple_variant_is_two_stacked_convs_and_standard_stays_as_it_was():
 
 
 def test_unknown_rpn_is_a_row_error():
-    with pytest.raises(ModelConfigError, match="rpn must be one of standard, cascade, cascade-simple"):
+    with pytest.raises(ModelConfigError, match="rpn must be one of standard, conv2, cascade, cascade-simple"):
         _model("fancy")
