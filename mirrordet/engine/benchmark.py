@@ -5,8 +5,8 @@ checkpoint is exported into the benchmark's run folder (checked against PyTorch 
 with ``val`` on the same data, image size and batch as the checkpoint (the export's fixed batch size), the
 exported file being the backend (:mod:`mirrordet.engine.exported_model`). One row per format: file size, the
 task's accuracy figures, inference milliseconds per image (the validator's timing, batch ``batch``) and the
-accuracy's difference to PyTorch, so a user sees that the exported model is as accurate as the checkpoint. A format that fails is reported in its row;
-the others still run. Written atomically: ``benchmarks.md`` and ``benchmarks.json`` in runs/<task>/benchmark/<name>/.
+accuracy's difference to PyTorch, so a user sees that the exported model is as accurate as the checkpoint. A
+format that fails is reported in its row; the others still run. Written atomically: ``benchmarks.md`` and ``benchmarks.json`` in runs/<task>/benchmark/<name>/.
 """
 
 from __future__ import annotations

@@ -89,8 +89,10 @@ def save_checkpoint(path: str | Path, ckpt: dict[str, Any]) -> Path:
     return atomic_save(path, lambda buf: torch.save(ckpt, buf))
 
 
-def _is_plain_state_dict(obj: dict) -> bool:
-    """A dict of tensors keyed by dotted names: the file of ``torch.save(model.state_dict())``."""
+def is_plain_state_dict(obj: Any) -> bool:
+    """A non-empty dict of tensors keyed by names: the file of ``torch.save(model.state_dict())``."""
+    if not isinstance(obj, dict):
+        return False
     return bool(obj) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
 
 
@@ -115,14 +117,22 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             wrong type, or an unknown ``format``. The message names the file.
     """
     path = Path(path)
-    ckpt = safe_torch_load(path)
+    return check_checkpoint(safe_torch_load(path), path)
+
+
+def check_checkpoint(ckpt: Any, path: str | Path) -> dict[str, Any]:
+    """The checks of :func:`load_checkpoint` on an already loaded payload; returns it.
+
+    Raises:
+        CheckpointError: as :func:`load_checkpoint` (a payload that is not a mirrordet checkpoint dict).
+    """
     if not isinstance(ckpt, dict):
         raise CheckpointError(
             f"refusing to load checkpoint {path}: expected a dict, found {type(ckpt).__name__} "
             "(a bare model object is not a mirrordet checkpoint)"
         )
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
-    if missing and _is_plain_state_dict(ckpt):
+    if missing and is_plain_state_dict(ckpt):
         raise CheckpointError(
             f"refusing to load checkpoint {path}: it is a plain state dict ({len(ckpt)} tensors, e.g. "
             f"{', '.join(list(ckpt)[:3])}), such as a TorchVision weights file, not a mirrordet checkpoint "

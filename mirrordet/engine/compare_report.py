@@ -69,14 +69,6 @@ def markdown_table(rows: Sequence[dict[str, Any]], task: str) -> str:
     return "\n".join(lines)
 
 
-def rows_of(results: Sequence[RunResult]) -> list[RunResult]:
-    """The first run of every label, in first-seen order."""
-    seen: dict[str, RunResult] = {}
-    for r in results:
-        seen.setdefault(r.label, r)
-    return list(seen.values())
-
-
 def _markdown(results: Sequence[RunResult], rows: Sequence[dict[str, Any]], command: str, verdict_md: str = "",
               budget: str = "", shortcut_md: str = "", varied: str | None = None) -> str:
     task, first = results[0].task, results[0]
@@ -98,7 +90,7 @@ def _markdown(results: Sequence[RunResult], rows: Sequence[dict[str, Any]], comm
         f"- Date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; task: {task}; "
         f"{len(results)} runs of {len(rows)} models.",
         f"- Settings{'' if diff else ' (the same for every run)'}: {settings}.",
-        *([f"- Varied on purpose: {varied} (" + ", ".join(f"{r.label}" for r in rows_of(results)) + ")."]
+        *([f"- Varied on purpose: {varied} (" + ", ".join(str(r["model"]) for r in rows) + ")."]
           if varied_values is not None else []),
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
         f"- Accuracy ({', '.join(metrics)}): the run's final validation of its best.pt (metrics.json). "

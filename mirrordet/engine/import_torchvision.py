@@ -41,7 +41,6 @@ from mirrordet.nn.graph import ModelGraph
 from mirrordet.nn.parser import load_model_yaml
 from mirrordet.utils.errors import CheckpointError
 from mirrordet.utils.log import LOGGER
-from mirrordet.utils.safe_load import safe_torch_load
 
 IMAGENET = "normalize: {mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}"
 TORCHVISION_RESIZE = "resize: {min_size: 800, max_size: 1333}"  # GeneralizedRCNNTransform's defaults
@@ -144,17 +143,6 @@ NOT_YET = {"roi_heads.keypoint_predictor.kps_score_lowres.weight": "keypointrcnn
            "head.classification_head.module_list.0.weight": "ssd300_vgg16 / ssdlite320_mobilenet_v3_large"}
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor] | None:
-    """The file's tensors when it is a plain state dict (names -> tensors), else None."""
-    try:
-        obj = safe_torch_load(path)
-    except Exception:  # not a readable torch file: the caller's own error stands
-        return None
-    if isinstance(obj, dict) and obj and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
-        return obj
-    return None
-
-
 def detect_family(state: dict[str, torch.Tensor]) -> Family | None:
     """The supported family whose keys ``state`` has (None: not a torchvision detector mirrordet reads).
 
@@ -224,14 +212,11 @@ def convert_state_dict(state: dict[str, torch.Tensor], family: Family, source: s
                       names=names, train_args={}, date="", version=f"torchvision {family.name}")
 
 
-def read_torchvision_checkpoint(path: str | Path) -> Checkpoint | None:
-    """``path`` converted when it is a supported torchvision detector state dict; None when it is not one.
+def read_torchvision_state(state: dict[str, torch.Tensor], source: str | Path) -> Checkpoint | None:
+    """A loaded state dict converted when it is a supported torchvision detector's; None when it is not one.
 
     Raises:
-        CheckpointError: a torchvision detector mirrordet does not reproduce yet, or tensors that do not fit.
+        CheckpointError: a torchvision detector mirrordet does not reproduce, or tensors that do not fit.
     """
-    state = read_state_dict(path)
-    if state is None:
-        return None
     family = detect_family(state)
-    return None if family is None else convert_state_dict(state, family, path)
+    return None if family is None else convert_state_dict(state, family, source)

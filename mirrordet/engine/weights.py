@@ -6,32 +6,35 @@ from pathlib import Path
 
 import torch
 
-from mirrordet.engine.checkpoint import load_checkpoint, load_state_dict_checked
+from mirrordet.engine.checkpoint import check_checkpoint, is_plain_state_dict, load_state_dict_checked
 from mirrordet.engine.checkpoint_format import Checkpoint
-from mirrordet.engine.import_torchvision import read_torchvision_checkpoint
+from mirrordet.engine.import_torchvision import read_torchvision_state
 from mirrordet.engine.import_ultralytics import is_ultralytics_checkpoint, read_ultralytics_checkpoint
 from mirrordet.nn.graph import ModelGraph, build_model
 from mirrordet.utils.errors import CheckpointError
 from mirrordet.utils.log import LOGGER
+from mirrordet.utils.safe_load import safe_torch_load
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Load and validate ``path`` (``torch.load(weights_only=True)`` only). An Ultralytics checkpoint is
+    """Load and validate ``path`` (``torch.load(weights_only=True)`` only, once). An Ultralytics checkpoint is
     converted in memory by :mod:`mirrordet.engine.import_ultralytics` (read as inert data, never run), a
     torchvision detector's state dict by :mod:`mirrordet.engine.import_torchvision`.
 
     Raises:
-        CheckpointError: a file that is neither, or that fails their checks.
+        CheckpointError: a file that is none of these, or that fails their checks.
     """
     try:
-        return Checkpoint.from_dict(load_checkpoint(path), path)
+        payload = safe_torch_load(path)
     except CheckpointError:  # only then is the archive read once more, to see whether it is Ultralytics'
         if is_ultralytics_checkpoint(path):
             return read_ultralytics_checkpoint(path)
-        converted = read_torchvision_checkpoint(path)
+        raise
+    if is_plain_state_dict(payload):
+        converted = read_torchvision_state(payload, path)
         if converted is not None:
             return converted
-        raise
+    return Checkpoint.from_dict(check_checkpoint(payload, path), path)
 
 
 def rebuild_network(ckpt: Checkpoint, source: str | Path, weights: str = "model", nc: int | None = None,

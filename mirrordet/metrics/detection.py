@@ -45,11 +45,7 @@ def match_predictions(
     Returns:
         [n, T] bool, True where the prediction is a true positive at that threshold.
     """
-    n, m, t = pred_boxes.shape[0], gt_boxes.shape[0], len(iou_thresholds)
-    correct = np.zeros((n, t), dtype=bool)
-    if n == 0 or m == 0:
-        return correct
-    iou = box_iou(gt_boxes.double(), pred_boxes.double()).T.cpu().numpy()  # [n, m], float64
+    iou = box_iou(gt_boxes.double(), pred_boxes.double()).T.cpu().numpy()  # [n, m], float64 (empty: [n, 0] or [0, m])
     return match_by_iou(iou, pred_scores, pred_cls, gt_cls, iou_thresholds)
 
 
