@@ -287,6 +287,7 @@ class Trainer:
         """One pass over the training split; returns the mean loss items [L]."""
         cfg, task, device, nb = self.cfg, self.task, self.device, len(self.parts.train_loader)
         self.parts.train_model.train()
+        self.parts.criterion.set_progress(epoch, self.plan.epochs)
         self.parts.train_set.set_epoch(epoch)  # augmentation and shuffling depend on (seed, epoch) only: resumable
         set_loader_epoch(self.parts.train_loader, epoch)  # the order is a function of (seed, epoch): resumable
         if self.plan.epochs - epoch <= cfg["close_mosaic"] and getattr(self.parts.train_set, "mosaic", 0) > 0:

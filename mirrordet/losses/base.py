@@ -7,6 +7,9 @@ Every loss the trainer uses is a :class:`Loss`:
   each already multiplied by its gain. The trainer backpropagates ``loss.total(terms)``, the sum
   of the terms (times the DDP world size for ``"sum"`` losses), and logs
   ``loss.per_image_means(terms, batch_size)``.
+- ``set_progress(epoch, epochs)``: called by the trainer before every epoch (0-based ``epoch`` of ``epochs``,
+  resumed runs included); losses whose weighting follows a schedule over training (the progressive one-to-many /
+  one-to-one balance of end-to-end heads) set it there. The default does nothing.
 - ``reduction``: ``"sum"`` when each term is summed over the images of the batch (detection: a
   per-image mean times the batch size, so gradients keep the global-batch scale when DDP averages
   them over ``world_size`` ranks); ``"mean"`` when each term is already a batch mean
@@ -43,6 +46,10 @@ class Loss:
     def terms(self, preds: Any, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The weighted terms of one batch: ``{name: scalar}`` for every name in ``names``."""
         raise NotImplementedError
+
+    def set_progress(self, epoch: int, epochs: int) -> None:
+        """Called before every epoch with the 0-based ``epoch`` of ``epochs`` in all (a time budget may re-fit
+        ``epochs``); a pure function of the two, so a resumed run continues the same schedule."""
 
     def __call__(self, preds: Any, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """:meth:`terms`, checked against ``names``."""

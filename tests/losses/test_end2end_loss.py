@@ -62,3 +62,39 @@ def test_reg_max_one_regresses_distances_directly():
     total.backward()
     assert loss.names == ("box_loss", "cls_loss") and items.shape == (2,)
     assert sum(float(b[-1].weight.grad.abs().sum()) for b in model.head.cv2) > 0  # the box loss reaches the box branch
+
+
+def test_branches_are_balanced_progressively_over_training():
+    torch.manual_seed(0)
+    model = ModelGraph("end2end: true\n" + BODY).train()
+    x = torch.rand(2, 3, 64, 64)
+    preds = model(x)
+    loss = build_loss(model.head, load_defaults())
+    plain_many, plain_one = loss.one2many(preds[0], _batch(x)), loss.one2one(preds[1], _batch(x))
+    expected = {0: 0.8, 5: 0.45, 10: 0.1, 12: 0.1}  # 11 epochs: 0.8 at the first, 0.1 at the last (index 10)
+    for epoch, o2m in expected.items():
+        loss.set_progress(epoch, 11)
+        terms = loss(preds, _batch(x))
+        for name, value in plain_many.items():
+            assert torch.allclose(terms[name], value * o2m)
+        for name, value in plain_one.items():
+            assert torch.allclose(terms[name], value * (1 - o2m))
+
+
+def test_a_fixed_balance_and_a_one_epoch_run():
+    loss = EndToEndDetectionLoss(2, [8, 16, 32], o2m_start=0.5, o2m_end=0.5)
+    for epoch in range(4):
+        loss.set_progress(epoch, 4)
+        assert loss.o2m == 0.5
+    loss = EndToEndDetectionLoss(2, [8, 16, 32])
+    loss.set_progress(0, 1)
+    assert loss.o2m == 0.8  # a single epoch is the first epoch
+
+
+def test_weights_out_of_range_are_refused():
+    import pytest
+
+    from mirrordet.utils.errors import MirrordetError
+
+    with pytest.raises(MirrordetError, match="within \\[0, 1\\]"):
+        EndToEndDetectionLoss(2, [8, 16, 32], o2m_start=1.5)
