@@ -5,6 +5,7 @@ resize-and-pad), and uint8 images scaled to [0, 1] floats (training, validation,
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -21,6 +22,30 @@ def stride_multiple(size: int | float, stride: int) -> int:
 def to_unit_float(images: torch.Tensor, half: bool = False) -> torch.Tensor:
     """uint8 images (any layout) -> float32 (float16 when ``half``) in [0, 1]: ``images / 255``."""
     return (images.half() if half else images.float()) / 255
+
+
+def network_input(images: Sequence[np.ndarray], device: torch.device | str = "cpu", half: bool = False
+                  ) -> torch.Tensor:
+    """Same-shaped BGR uint8 images [H, W, 3] -> the network input [b, 3, H, W], RGB in [0, 1].
+
+    The result is an NCHW view of NHWC (channels-last) memory, the layout the prediction models run in. On the CPU
+    the batch's float buffer is allocated once and each image goes into its slot in two passes (BGR -> RGB by
+    OpenCV into one reused uint8 scratch image, then ``/ 255`` by ``torch.div`` straight into the slot): no stacked
+    uint8 batch and no intermediate float copy. On CUDA the uint8 batch crosses the bus (a quarter of the bytes)
+    and is converted there. The caller's images are not modified.
+    """
+    device = torch.device(device)
+    if device.type != "cpu":
+        rgb = [cv2.cvtColor(im, cv2.COLOR_BGR2RGB) for im in images]
+        arr = rgb[0][None] if len(rgb) == 1 else np.stack(rgb)  # [b, H, W, 3] uint8
+        return to_unit_float(torch.from_numpy(arr).to(device, non_blocking=True), half).permute(0, 3, 1, 2)
+    h, w = images[0].shape[:2]
+    out = torch.empty((len(images), h, w, 3), dtype=torch.float16 if half else torch.float32)
+    scratch = np.empty((h, w, 3), np.uint8)
+    for slot, im in zip(out, images):
+        cv2.cvtColor(im, cv2.COLOR_BGR2RGB, dst=scratch)
+        torch.div(torch.from_numpy(scratch), 255, out=slot)
+    return out.permute(0, 3, 1, 2)
 
 
 def resized_long_side(h: int, w: int, min_size: int, max_size: int) -> float:

@@ -19,12 +19,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
-from mirrordet.data.preprocess import letterbox_rect, resized_long_side, stride_multiple, to_unit_float
+from mirrordet.data.preprocess import letterbox_rect, network_input, resized_long_side, stride_multiple
 from mirrordet.data.transforms import RatioPad
 from mirrordet.engine.inference import InferenceRunner, prepare_model
 from mirrordet.engine.predict_outputs import PredictOutputs, log_line
@@ -132,10 +131,7 @@ class Predictor:
             groups.setdefault(im.shape[:2], []).append(i)
         out = []
         for idx in groups.values():
-            rgb = [cv2.cvtColor(shaped[i][0], cv2.COLOR_BGR2RGB) for i in idx]
-            arr = rgb[0][None] if len(rgb) == 1 else np.stack(rgb)  # [b, H, W, 3] uint8
-            x = torch.from_numpy(arr).to(self.device, non_blocking=True)
-            x = to_unit_float(x, self.half).permute(0, 3, 1, 2)  # NCHW view, NHWC memory
+            x = network_input([shaped[i][0] for i in idx], self.device, self.half)  # NCHW view, NHWC memory
             out.append((x, idx, [shaped[i][1] for i in idx]))
         return out
 

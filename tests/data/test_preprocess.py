@@ -57,3 +57,21 @@ def test_a_model_resize_rule_sizes_each_prediction_input():
     assert shapes == [(32, 160), (96, 128)]
     plain = Predictor(ModelGraph(body), {"imgsz": 64}).preprocess(images)
     assert sorted(tuple(x.shape[-2:]) for x, _, _ in plain) == [(32, 64), (64, 64)]  # imgsz fits the long side
+
+
+def test_network_input_is_rgb_unit_float_channels_last_and_leaves_images_alone():
+    import numpy as np
+
+    from mirrordet.data.preprocess import network_input
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(3)]
+    copies = [im.copy() for im in images]
+    x = network_input(images)
+    want = torch.from_numpy(np.stack([im[..., ::-1] for im in copies]).copy()).permute(0, 3, 1, 2).float() / 255
+    assert x.shape == (3, 3, 48, 64) and x.dtype == torch.float32
+    assert torch.equal(x, want)  # exactly images / 255, RGB
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    assert all(np.array_equal(a, b) for a, b in zip(images, copies))
+    one = network_input(images[:1])
+    assert torch.equal(one, want[:1])
