@@ -1,4 +1,11 @@
-"""Model summaries: the per-layer table, parameter/gradient counts and GFLOPs (thop)."""
+"""Model summaries: the per-layer table, parameter/gradient counts and GFLOPs (thop).
+
+FLOPs are 2 x the multiply-accumulates of one forward pass at the full input size. thop counts what modules
+run (convolutions, linear layers, normalization, ...); tensor products a module runs itself (the query-key and
+attention-value products of self-attention) are counted by the module: a module with
+``extra_macs(x) -> int`` (``x``: its input) declares them, and :func:`count_gflops` adds them. Without that, the
+attention of YOLO11 / YOLO12 / YOLO26 would be missing (13% of yolo12n's cost at 640).
+"""
 
 from __future__ import annotations
 
@@ -20,31 +27,80 @@ class ModelSummary:
     gflops: float | None
     strides: list[float]
     imgsz: int
+    train_gflops: float | None = None  # with the branches only training runs (None: there are none)
 
     def line(self, name: str) -> str:
         flops = f", {self.gflops:.1f} GFLOPs" if self.gflops is not None else ""
+        if self.gflops is not None and self.train_gflops is not None:
+            flops += f" ({self.train_gflops:.1f} with the training-only branch)"
         strides = "/".join(f"{s:g}" for s in self.strides)
         return (f"{name} summary: {self.layers} layers, {self.params:,} parameters, {self.grads:,} gradients"
                 f"{flops}, strides {strides} (imgsz={self.imgsz})")
 
 
 def count_gflops(model: torch.nn.Module, imgsz: int = 640, ch: int = 3) -> float | None:
-    """Forward GFLOPs (2 x multiply-accumulates counted by thop) of one ``imgsz`` x ``imgsz`` image.
+    """Forward GFLOPs (2 x multiply-accumulates) of one ``imgsz`` x ``imgsz`` image in eval mode: thop's count of
+    the modules plus the ``extra_macs`` the modules declare (see the module docstring).
 
     Profiled at the full size (not extrapolated from a small input), so blocks whose cost is
-    not linear in the map size (CSPMirror's overlapping views) are counted as they run.
+    not linear in the map size (CSPMirror's overlapping views, attention) are counted as they run.
     Returns None when thop is not installed.
     """
+    return _profile(model, imgsz, ch)[0]
+
+
+def training_branch_gflops(model: torch.nn.Module, imgsz: int = 640, ch: int = 3) -> float | None:
+    """GFLOPs of the eval forward plus what only the training forward runs on the same features (the head's
+    ``training_branch``: the one-to-many branch of an end-to-end head); None when the head has no such branch
+    or thop is missing."""
+    return _profile(model, imgsz, ch, training_branch=True)[1]
+
+
+class _Branch(torch.nn.Module):
+    """The head's training-only branch as a module thop can profile."""
+
+    def __init__(self, head: torch.nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, *feats: torch.Tensor) -> object:
+        return self.head.training_branch(list(feats))
+
+
+def _profile(model: torch.nn.Module, imgsz: int, ch: int, training_branch: bool = False
+             ) -> tuple[float | None, float | None]:
     try:
         import thop
     except ImportError:
-        return None
+        return None, None
     probe = copy.deepcopy(model).eval()
     p = next(model.parameters())
     im = torch.zeros(1, ch, imgsz, imgsz, device=p.device, dtype=p.dtype)
+    extra, head_in = [0], {}
+    hooks = [m.register_forward_pre_hook(lambda m, args: extra.__setitem__(0, extra[0] + int(m.extra_macs(args[0]))))
+             for m in probe.modules() if callable(getattr(m, "extra_macs", None))]
+    head = getattr(probe, "head", None)
+    branch = training_branch and callable(getattr(head, "training_branch", None))
+    if branch:
+        hooks.append(head.register_forward_pre_hook(lambda m, args: head_in.__setitem__("x", args[0])))
     with torch.no_grad():
         macs = thop.profile(probe, inputs=(im,), verbose=False)[0]
-    return float(macs) * 2 / 1e9
+    for h in hooks:
+        h.remove()
+    gflops = (float(macs) + extra[0]) * 2 / 1e9
+    if not branch or not isinstance(head_in.get("x"), (list, tuple)):
+        return gflops, None
+    feats = tuple(t.clone() for t in head_in["x"])
+    with torch.no_grad():
+        if head.training_branch(list(feats)) is None:
+            return gflops, None
+        extra[0] = 0
+        hooks = [m.register_forward_pre_hook(lambda m, args: extra.__setitem__(0, extra[0] + int(m.extra_macs(args[0]))))
+                 for m in head.modules() if callable(getattr(m, "extra_macs", None))]
+        branch_macs = thop.profile(_Branch(head), inputs=feats, verbose=False)[0]
+        for h in hooks:
+            h.remove()
+    return gflops, gflops + (float(branch_macs) + extra[0]) * 2 / 1e9
 
 
 def layer_table(model: ModelGraph) -> str:
@@ -59,9 +115,10 @@ def layer_table(model: ModelGraph) -> str:
 
 
 def summarize(model: ModelGraph, imgsz: int = 640, flops: bool = True) -> ModelSummary:
-    """Totals for ``model``: modules, parameters, trainable parameters, GFLOPs, strides."""
+    """Totals for ``model``: modules, parameters, trainable parameters, GFLOPs (eval forward, and with the
+    training-only branch where the head has one), strides."""
     params = sum(p.numel() for p in model.parameters())
     grads = sum(p.numel() for p in model.parameters() if p.requires_grad)
     layers = len(list(model.modules()))
-    return ModelSummary(layers, params, grads, count_gflops(model, imgsz, model.ch) if flops else None,
-                        [float(s) for s in model.stride], imgsz)
+    gflops, train_gflops = _profile(model, imgsz, model.ch, training_branch=True) if flops else (None, None)
+    return ModelSummary(layers, params, grads, gflops, [float(s) for s in model.stride], imgsz, train_gflops)

@@ -68,6 +68,12 @@ class AAttn(nn.Module):
         v = to_map(v)
         return self.proj(to_map(y) + self.pe(v))
 
+    def extra_macs(self, x: torch.Tensor) -> int:
+        """Multiply-accumulates of the two attention products within each area (not modules, so thop cannot
+        see them): per area and head 2 x Na x Na x head_dim, Na = H * W / area."""
+        na = x.shape[2] * x.shape[3] // self.area
+        return x.shape[0] * self.area * self.num_heads * 2 * na * na * self.head_dim
+
 
 class ABlock(nn.Module):
     """``x + attn(x)``, then ``x + mlp(x)`` with a two-conv feed-forward of ``int(dim * mlp_ratio)``

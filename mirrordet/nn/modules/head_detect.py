@@ -99,6 +99,13 @@ class Detect(DetectionHead):
         maps = self._maps(x, self.cv2, self.cv3)
         return maps if self.training else self.decode(maps)
 
+    def training_branch(self, x: list[torch.Tensor]) -> list[torch.Tensor] | None:
+        """What the training forward runs on the level features ``x`` beyond the eval forward: the one-to-many
+        maps of an end-to-end head (for FLOP counts of the training cost); None for other heads, or once fused."""
+        if not self.end2end or self.cv2 is None:
+            return None
+        return self._maps(x, self.cv2, self.cv3)
+
     def reparameterize(self) -> None:
         """For inference (``mirrordet.nn.fuse``): an end-to-end head drops its one-to-many branch, which
         only training reads; the eval output is unchanged. Other heads keep everything."""

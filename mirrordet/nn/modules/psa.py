@@ -40,6 +40,12 @@ class PositionAttention(nn.Module):
         y = (v @ attn.transpose(-2, -1)).view(b, c, h, w) + self.pe(v.reshape(b, c, h, w))
         return self.proj(y)
 
+    def extra_macs(self, x: torch.Tensor) -> int:
+        """Multiply-accumulates of the two attention products (not modules, so thop cannot see them):
+        per head N x N x key_dim (queries . keys) + head_dim x N x N (values . attention), N = H * W."""
+        n = x.shape[2] * x.shape[3]
+        return x.shape[0] * self.num_heads * n * n * (self.key_dim + self.head_dim)
+
 
 class PSABlock(nn.Module):
     """``x + attn(x)``, then ``x + ffn(x)`` with a 2x-wide two-conv feed-forward. Shape preserved."""
