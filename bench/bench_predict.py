@@ -12,10 +12,10 @@ same 640x480 letterbox) and predicted through ``Model("file.onnx")`` (onnxruntim
 ONNX file alone in onnxruntime on the already letterboxed input (the network's floor, no pre- or postprocessing).
 ``--fresh`` makes every call predict the next of ten different images in five sizes (one-off calls: a new image each
 time, several input shapes; mirrordet's trace then only starts once a shape has recurred 16 times, so combine it
-with ``NAME:eager`` and a small ``--warmup`` for the one-off path). Reported: the median (and 10th / 90th percentiles) of
-the wall-clock time of those calls after warm-up, the median CPU time of the same calls (less
-sensitive to other load on a shared machine), the median per-stage times each tool reports
-itself, and the ratio of each median to Ultralytics' median in the same run.
+with ``NAME:eager`` and a small ``--warmup`` for the one-off path). Reported: the median (and 10th / 90th
+percentiles) of the wall-clock time of those calls after warm-up, the median CPU time of the same calls (less
+sensitive to other load on a shared machine), the median per-stage times each tool reports itself, and the ratio
+of each median to Ultralytics' median in the same run.
 
     python bench/bench_predict.py --imgsz 640 --rounds 20 --per-round 5 --threads 1 [--ultralytics-python PATH]
 """
@@ -261,6 +261,7 @@ def main() -> None:
             if c.model.endswith(":ortraw") else name
         print(f"| {c.tool} | {name} | {med:.1f} | {pct(c.wall, 0.1):.1f} | {pct(c.wall, 0.9):.1f} | "
               f"{cpu:.1f} | {st[0]:.1f} | {st[1]:.1f} | {st[2]:.1f} | {ratio} |")
+
 
 if __name__ == "__main__":
     main()

@@ -126,6 +126,16 @@ def check_checkpoint(ckpt: Any, path: str | Path) -> dict[str, Any]:
     Raises:
         CheckpointError: as :func:`load_checkpoint` (a payload that is not a mirrordet checkpoint dict).
     """
+    parse_checkpoint(ckpt, path)
+    return ckpt
+
+
+def parse_checkpoint(ckpt: Any, path: str | Path) -> Checkpoint:
+    """An already loaded payload as a :class:`Checkpoint` (the one validation of the format's keys and types).
+
+    Raises:
+        CheckpointError: as :func:`load_checkpoint`.
+    """
     if not isinstance(ckpt, dict):
         raise CheckpointError(
             f"refusing to load checkpoint {path}: expected a dict, found {type(ckpt).__name__} "
@@ -139,8 +149,7 @@ def check_checkpoint(ckpt: Any, path: str | Path) -> dict[str, Any]:
             "(which holds the model YAML too); give it to a TorchVision backbone row as `weights`, or "
             "train with mirrordet to get a .pt"
         )
-    Checkpoint.from_dict(ckpt, path)  # the one validation of the format's keys and types
-    return ckpt
+    return Checkpoint.from_dict(ckpt, path)
 
 
 def load_state_dict_checked(net: torch.nn.Module, state: dict[str, Any], source: str | Path) -> None:

@@ -7,12 +7,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from mirrordet.engine.checkpoint import load_checkpoint
+from mirrordet.engine.checkpoint import load_checkpoint, parse_checkpoint
 from mirrordet.engine.checkpoint_format import Checkpoint
 from mirrordet.engine.run_dir import latest_last_pt
 from mirrordet.utils.errors import (ConfigError, DataLoaderWorkerError, MirrordetError, RunStorageError,
                                     TrainingInterrupted)
 from mirrordet.utils.log import LOGGER
+from mirrordet.utils.safe_load import safe_torch_load
 
 # Settings a resumed run may change: where and how fast it runs, never what it computes.
 RESUME_KEEPS = ("device", "workers", "batch")
@@ -72,7 +73,7 @@ def resume_settings(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], Check
     if not path or Path(str(path)).suffix != ".pt":
         path = latest_last_pt(overrides.get("project"))
         LOGGER.info(f"resume=True: continuing the newest run, {path}")
-    ckpt = Checkpoint.from_dict(load_checkpoint(path), path)
+    ckpt = parse_checkpoint(safe_torch_load(Path(path)), path)
     args = dict(ckpt.train_args)
     if not ckpt.resumable or "save_dir" not in args:
         raise ConfigError(f"{path} holds no training state (it was stripped for inference); resume from last.pt")

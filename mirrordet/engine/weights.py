@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from mirrordet.engine.checkpoint import check_checkpoint, is_plain_state_dict, load_state_dict_checked
+from mirrordet.engine.checkpoint import is_plain_state_dict, load_state_dict_checked, parse_checkpoint
 from mirrordet.engine.checkpoint_format import Checkpoint
 from mirrordet.engine.import_torchvision import read_torchvision_state
 from mirrordet.engine.import_ultralytics import is_ultralytics_checkpoint, read_ultralytics_checkpoint
@@ -34,7 +34,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         converted = read_torchvision_state(payload, path)
         if converted is not None:
             return converted
-    return Checkpoint.from_dict(check_checkpoint(payload, path), path)
+    return parse_checkpoint(payload, path)
 
 
 def rebuild_network(ckpt: Checkpoint, source: str | Path, weights: str = "model", nc: int | None = None,

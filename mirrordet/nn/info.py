@@ -67,8 +67,26 @@ class _Branch(torch.nn.Module):
         return self.head.training_branch(list(feats))
 
 
+class _ExtraMacs:
+    """Sums the ``extra_macs`` that modules of a tree declare while it runs (forward pre-hooks)."""
+
+    def __init__(self, root: torch.nn.Module) -> None:
+        self.macs = 0
+        self.hooks = [m.register_forward_pre_hook(self._add) for m in root.modules()
+                      if callable(getattr(m, "extra_macs", None))]
+
+    def _add(self, module: torch.nn.Module, args: tuple) -> None:
+        self.macs += int(module.extra_macs(args[0]))
+
+    def close(self) -> int:
+        for h in self.hooks:
+            h.remove()
+        return self.macs
+
+
 def _profile(model: torch.nn.Module, imgsz: int, ch: int, training_branch: bool = False
              ) -> tuple[float | None, float | None]:
+    """(eval-forward GFLOPs, GFLOPs with the head's training-only branch or None); (None, None) without thop."""
     try:
         import thop
     except ImportError:
@@ -76,31 +94,24 @@ def _profile(model: torch.nn.Module, imgsz: int, ch: int, training_branch: bool 
     probe = copy.deepcopy(model).eval()
     p = next(model.parameters())
     im = torch.zeros(1, ch, imgsz, imgsz, device=p.device, dtype=p.dtype)
-    extra, head_in = [0], {}
-    hooks = [m.register_forward_pre_hook(lambda m, args: extra.__setitem__(0, extra[0] + int(m.extra_macs(args[0]))))
-             for m in probe.modules() if callable(getattr(m, "extra_macs", None))]
-    head = getattr(probe, "head", None)
+    head, head_in = getattr(probe, "head", None), {}
     branch = training_branch and callable(getattr(head, "training_branch", None))
-    if branch:
-        hooks.append(head.register_forward_pre_hook(lambda m, args: head_in.__setitem__("x", args[0])))
+    hook = head.register_forward_pre_hook(lambda m, args: head_in.update(x=args[0])) if branch else None
+    extra = _ExtraMacs(probe)
     with torch.no_grad():
         macs = thop.profile(probe, inputs=(im,), verbose=False)[0]
-    for h in hooks:
-        h.remove()
-    gflops = (float(macs) + extra[0]) * 2 / 1e9
-    if not branch or not isinstance(head_in.get("x"), (list, tuple)):
+    gflops = (float(macs) + extra.close()) * 2 / 1e9
+    if hook is not None:
+        hook.remove()
+    feats = head_in.get("x")
+    if not isinstance(feats, (list, tuple)):
         return gflops, None
-    feats = tuple(t.clone() for t in head_in["x"])
     with torch.no_grad():
         if head.training_branch(list(feats)) is None:
             return gflops, None
-        extra[0] = 0
-        hooks = [m.register_forward_pre_hook(lambda m, args: extra.__setitem__(0, extra[0] + int(m.extra_macs(args[0]))))
-                 for m in head.modules() if callable(getattr(m, "extra_macs", None))]
-        branch_macs = thop.profile(_Branch(head), inputs=feats, verbose=False)[0]
-        for h in hooks:
-            h.remove()
-    return gflops, gflops + (float(branch_macs) + extra[0]) * 2 / 1e9
+        extra = _ExtraMacs(head)
+        macs = thop.profile(_Branch(head), inputs=tuple(feats), verbose=False)[0]
+    return gflops, gflops + (float(macs) + extra.close()) * 2 / 1e9
 
 
 def layer_table(model: ModelGraph) -> str:

@@ -13,10 +13,9 @@ from mirrordet.nn.modules.psa import PositionAttention
 pytest.importorskip("thop")
 
 
-@pytest.mark.parametrize("module, shape", [(PositionAttention(128, 2), (2, 128, 12, 10)),
-                                          (PositionAttention(64, 4, attn_ratio=1.0), (1, 64, 8, 8)),
-                                          (AAttn(64, 2, area=4), (1, 64, 16, 16)),
-                                          (AAttn(32, 1, area=1), (2, 32, 6, 6))])
+@pytest.mark.parametrize("module, shape", [
+    (PositionAttention(128, 2), (2, 128, 12, 10)), (PositionAttention(64, 4, attn_ratio=1.0), (1, 64, 8, 8)),
+    (AAttn(64, 2, area=4), (1, 64, 16, 16)), (AAttn(32, 1, area=1), (2, 32, 6, 6))])
 def test_declared_attention_products_match_torch_flop_counter(module, shape):
     x = torch.randn(shape)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
