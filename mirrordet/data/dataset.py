@@ -35,7 +35,7 @@ from mirrordet.data.coco import load_coco_records
 from mirrordet.data.image_files import imread
 from mirrordet.data.labels import load_yolo_records
 from mirrordet.data.mosaic import mosaic4
-from mirrordet.data.preprocess import stride_multiple
+from mirrordet.data.preprocess import resized_long_side, stride_multiple
 from mirrordet.data.transforms import (
     AUGMENT_DEFAULTS,
     RatioPad,
@@ -116,6 +116,7 @@ class DetectionDataset(Dataset):
         self._images: list[np.ndarray | None] = [None] * len(self.records)
         self._disk: list[Path | None] = [None] * len(self.records)
         self._rect: list[tuple[int, int]] = []  # per-sample (H, W) of rectangular validation batches (set_rect)
+        self._long_sides: list[float] | None = None  # per-sample long side under a model's resize rule (set_rect)
         if cache == "disk":
             self._cache_to_disk()
         elif cache:
@@ -184,10 +185,16 @@ class DetectionDataset(Dataset):
         self._images = imgs
         LOGGER.info(f"cached {len(imgs)} images ({sum(im.nbytes for im in imgs) / 2**20:.1f} MiB)")
 
-    def set_rect(self, batch: int, stride: int) -> None:
+    def set_rect(self, batch: int, stride: int, resize: tuple[int, int] | None = None) -> None:
         """Rectangular batches (validation only): the records sorted by aspect ratio, and every image letterboxed to
         its batch's shape: the longer side ``imgsz``, the other the batch's widest need, both stride multiples. A
-        loader over this dataset must keep the order and use ``batch`` (as the validation loader does)."""
+        loader over this dataset must keep the order and use ``batch`` (as the validation loader does).
+
+        ``resize`` = (min_size, max_size), a model's own resize rule (torchvision's detection transform): each image
+        is scaled so that its shorter side is ``min_size`` unless its longer side would pass ``max_size``, instead of
+        to ``imgsz``; the batch's shape is the smallest stride-multiple canvas holding all its images, which are
+        padded, not scaled, into it. The image caches (sized to ``imgsz``) are not used then.
+        """
         if self.augment:
             raise DatasetError("rectangular batches are for validation (augment=False)")
         order = sorted(range(len(self)), key=lambda i: self.records[i]["shape"][0] / self.records[i]["shape"][1])
@@ -195,12 +202,26 @@ class DetectionDataset(Dataset):
         self._images = [self._images[i] for i in order]
         self._disk = [self._disk[i] for i in order]
         self._rect = []
+        self._long_sides = None if resize is None else [resized_long_side(*r["shape"], *resize) for r in self.records]
         for start in range(0, len(self), batch):
-            ratios = [r["shape"][0] / r["shape"][1] for r in self.records[start:start + batch]]  # h / w
-            lo, hi = min(ratios), max(ratios)
-            rel = (hi, 1.0) if hi < 1 else (1.0, 1 / lo) if lo > 1 else (1.0, 1.0)
-            shape = tuple(stride_multiple(v * self.imgsz, stride) for v in rel)
-            self._rect += [shape] * len(ratios)
+            records = self.records[start:start + batch]
+            if self._long_sides is None:
+                ratios = [r["shape"][0] / r["shape"][1] for r in records]  # h / w
+                lo, hi = min(ratios), max(ratios)
+                rel = (hi, 1.0) if hi < 1 else (1.0, 1 / lo) if lo > 1 else (1.0, 1.0)
+                shape = tuple(stride_multiple(v * self.imgsz, stride) for v in rel)
+            else:
+                sides = [(round(h0 * g), round(w0 * g)) for (h0, w0), g in
+                         ((r["shape"], long / max(r["shape"])) for r, long in
+                          zip(records, self._long_sides[start:start + batch]))]
+                shape = (stride_multiple(max(h for h, _ in sides), stride),
+                         stride_multiple(max(w for _, w in sides), stride))
+            self._rect += [shape] * len(records)
+
+    @property
+    def pad_only(self) -> bool:
+        """Images are padded, not scaled, into their batch's shape (a model's resize rule: :meth:`set_rect`)."""
+        return self._long_sides is not None
 
     def _npy(self, i: int) -> Path:
         return Path(f"{self.records[i]['im_file']}.{self.imgsz}.npy")
@@ -232,11 +253,14 @@ class DetectionDataset(Dataset):
         xyxy pixels of the resized image."""
         r = self.records[i]
         h0, w0 = r["shape"]
-        img = self._images[i]
-        if img is None and self._disk[i] is not None:
-            img = np.load(self._disk[i], allow_pickle=False)
-        if img is None:
-            img, _ = resize_long_side(self._read(i), self.imgsz)
+        if self._long_sides is not None:  # a model's resize rule: each image at its own size, not cached
+            img, _ = resize_long_side(self._read(i), self._long_sides[i])
+        else:
+            img = self._images[i]
+            if img is None and self._disk[i] is not None:
+                img = np.load(self._disk[i], allow_pickle=False)
+            if img is None:
+                img, _ = resize_long_side(self._read(i), self.imgsz)
         gains = (img.shape[0] / h0, img.shape[1] / w0)
         boxes = xywhn2xyxy(np.asarray(r["bboxes"], np.float32).reshape(-1, 4), img.shape[1], img.shape[0])
         return img, (h0, w0), gains, boxes
@@ -247,7 +271,7 @@ class DetectionDataset(Dataset):
         cls = np.asarray(self.records[i]["cls"], np.int64)
         h, w = self._rect[i] if self._rect else (s, s)
         if not self.augment:
-            img, rp = letterbox(img, (h, w))
+            img, rp = letterbox(img, (h, w), scaleup=not self.pad_only)
             boxes, ratio_pad = apply_ratio_pad(boxes, rp, (h, w)), compose_ratio_pad(gains, rp)
         else:
             img, boxes, cls, ratio_pad = self._augment(i, img, gains, boxes, cls)

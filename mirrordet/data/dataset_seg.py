@@ -48,7 +48,7 @@ class SegmentationDataset(DetectionDataset):
         img, ori_shape, gains, mask, cls = self.load_masked(i)
         h, w = self._rect[i] if self._rect else (s, s)
         if not self.augment:
-            img, rp = letterbox(img, (h, w))
+            img, rp = letterbox(img, (h, w), scaleup=not self.pad_only)
             mask, ratio_pad = letterbox_mask(mask, rp, (h, w)), compose_ratio_pad(gains, rp)
         else:
             img, mask, cls, ratio_pad = self._augment_masked(i, img, gains, mask, cls)

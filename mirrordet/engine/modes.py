@@ -131,8 +131,14 @@ def validate_model(net: ModelGraph, overrides: Mapping[str, Any],
     net.names = dict(data["names"])
     device = select_device(cfg["device"])
     imgsz = check_imgsz(cfg["imgsz"], net.max_stride)
+    resize = None if exported else getattr(net, "resize", None)
+    extra = {}
+    if resize is not None:  # the model's own input rule (imported torchvision weights): per-image sizes, rect batches
+        LOGGER.info(f"the model carries its resize rule: every image at short side {resize[0]}, long side at most "
+                    f"{resize[1]}, in rectangular batches (imgsz={cfg['imgsz']} is not used)")
+        extra["resize"] = resize
     dataset, loader = task.build_split(data, cfg["split"], cfg, imgsz, augment=False, batch=cfg["batch"],
-                                       stride=net.max_stride)
+                                       stride=net.max_stride, **extra)
     save_dir = run_dir(net.task, "val", cfg["project"], cfg["name"], cfg["exist_ok"])
     validator = task.validator(dataset, loader, cfg, save_dir, conf=0.001 if cfg["conf"] is None else cfg["conf"])
     half = cfg["half"] and device.type == "cuda"

@@ -51,14 +51,17 @@ class DetectTask:
     dataset_kind: type[DetectionDataset] | None = None  # the dataset class (None: the detection dataset)
 
     def build_split(self, data: Mapping[str, Any], split: str, cfg: Mapping[str, Any], imgsz: int, augment: bool,
-                    batch: int, rank: int = -1, world_size: int = 1, stride: int = 32) -> tuple[Any, Any]:
+                    batch: int, rank: int = -1, world_size: int = 1, stride: int = 32,
+                    resize: tuple[int, int] | None = None) -> tuple[Any, Any]:
+        """(dataset, loader) of ``split``; ``resize`` (validation): a model's own resize rule, in rectangular
+        batches (:meth:`~mirrordet.data.dataset.DetectionDataset.set_rect`)."""
         from mirrordet.data.dataset import build_detection_dataset
 
         dataset = build_detection_dataset(data, split, imgsz, augment=augment, hyp=cfg,
                                           fraction=cfg["fraction"] if augment else 1.0, cache=cfg["cache"],
                                           seed=cfg["seed"], kind=self.dataset_kind)
-        if cfg["rect"] and not augment:  # rectangular batches: images of similar shape, padded to the batch's shape
-            dataset.set_rect(batch, stride)
+        if (cfg["rect"] or resize is not None) and not augment:  # images of similar shape, padded to the batch's
+            dataset.set_rect(batch, stride, resize)
         return dataset, build_dataloader(dataset, batch, cfg["workers"], shuffle=augment, seed=cfg["seed"],
                                          rank=rank, world_size=world_size)
 

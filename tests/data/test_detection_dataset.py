@@ -172,6 +172,46 @@ def test_disk_cache_writes_npy_once_and_gives_identical_samples(shapes, tmp_path
     shutil.rmtree(root)
 
 
+def test_a_models_resize_rule_sizes_every_image_and_pads_it_into_its_batch(tmp_path: Path) -> None:
+    """resize=(min, max): each image scaled as torchvision's detection transform (short side min, long side at most
+    max), padded (not scaled) into the smallest stride-multiple canvas of its batch; labels map back exactly."""
+    from mirrordet.data.collate import collate_detection
+    from mirrordet.data.preprocess import resized_long_side
+
+    root = tmp_path / "r"
+    sizes = [(40, 96), (96, 40), (60, 90), (90, 60), (64, 64), (30, 96)]  # (h, w)
+    (root / "images" / "val").mkdir(parents=True)
+    (root / "labels" / "val").mkdir(parents=True)
+    for k, (h, w) in enumerate(sizes):
+        img = np.full((h, w, 3), 90, np.uint8)
+        img[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = 200
+        cv2.imwrite(str(root / "images" / "val" / f"{k}.png"), img)
+        (root / "labels" / "val" / f"{k}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    data = {"yaml_file": root / "x.yaml", "path": root, "names": {0: "a"}, "nc": 1, "val": root / "images" / "val"}
+    ds = build_detection_dataset(data, "val", 32, augment=False, hyp={}, cache="ram")  # the cache is at imgsz 32
+    ds.set_rect(batch=2, stride=32, resize=(80, 150))
+    assert ds.pad_only
+    for start in range(0, len(ds), 2):
+        items = [ds[i] for i in range(start, min(start + 2, len(ds)))]
+        batch = collate_detection(items)
+        h, w = batch["img"].shape[-2:]
+        needs = []
+        for i, s in zip(range(start, start + 2), items):
+            h0, w0 = s["ori_shape"]
+            (gh, gw), (pw, ph) = s["ratio_pad"]
+            long = resized_long_side(h0, w0, 80, 150)
+            assert abs(max(h0 * gh, w0 * gw) - long) <= 0.5  # the rule's size, not imgsz
+            assert min(h0 * gh, w0 * gw) <= 80.5 and max(h0 * gh, w0 * gw) <= 150.5
+            needs.append((round(h0 * gh), round(w0 * gw)))
+        assert h == -(-max(n[0] for n in needs) // 32) * 32 and w == -(-max(n[1] for n in needs) // 32) * 32
+    for i in range(len(ds)):
+        s = ds[i]
+        hh, ww = s["resized_shape"]
+        scale = torch.tensor([ww, hh, ww, hh], dtype=torch.float64)
+        back = scale_boxes(xywh2xyxy(s["bboxes"].double()) * scale, (hh, ww), s["ori_shape"], s["ratio_pad"])
+        np.testing.assert_allclose(back.numpy(), ds.ground_truth(i)[1], atol=1e-3)
+
+
 def test_rectangular_validation_batches_map_back(tmp_path: Path) -> None:
     """rect: images sorted by aspect ratio, each batch letterboxed to its own stride-multiple shape, labels exact."""
     from mirrordet.data.collate import collate_detection
