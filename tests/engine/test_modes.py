@@ -31,7 +31,8 @@ def test_val_sizes_images_by_the_models_resize_rule(tiny_shapes_yaml, tmp_path, 
     from mirrordet.engine.modes import validate_model
     from mirrordet.nn.graph import ModelGraph
 
-    body = ("nc: 4\nbackbone:\n  - [-1, 1, Conv, [8, 3, 2]]\n  - [-1, 1, Conv, [16, 3, 2]]\n  - [-1, 1, Conv, [16, 3, 2]]\n"
+    body = ("nc: 4\nbackbone:\n  - [-1, 1, Conv, [8, 3, 2]]\n  - [-1, 1, Conv, [16, 3, 2]]\n"
+            "  - [-1, 1, Conv, [16, 3, 2]]\n"
             "head:\n  - [[1, 2], 1, Detect, [nc]]\n")
     seen = []
     original = DetectionDataset.__getitem__
