@@ -63,3 +63,23 @@ class Callbacks:
 
     def __bool__(self) -> bool:
         return any(self._fns.values())
+
+
+class RunLogger:
+    """Base of the loggers that follow a run (TensorBoard, MLflow): :meth:`start`, :meth:`epoch_end` and :meth:`end`
+    are called at ``on_train_start``, ``on_epoch_end`` and ``on_train_end`` once :meth:`attach` registered them."""
+
+    def attach(self, callbacks: Callbacks) -> "RunLogger":
+        callbacks.add("on_train_start", self.start)
+        callbacks.add("on_epoch_end", self.epoch_end)
+        callbacks.add("on_train_end", self.end)
+        return self
+
+    def start(self, trainer: Any, **details: Any) -> None:
+        """The run folder exists; open the log."""
+
+    def epoch_end(self, trainer: Any, **details: Any) -> None:
+        """One epoch's scalars (``epoch``, ``losses``, ``metrics``, ``lr``)."""
+
+    def end(self, trainer: Any, **details: Any) -> None:
+        """The run has ended (final files written); close the log."""

@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mirrordet.engine.callbacks import Callbacks
+from mirrordet.engine.callbacks import RunLogger
 from mirrordet.utils.errors import ConfigError
 from mirrordet.utils.files import atomic_write_text
 
@@ -70,19 +70,13 @@ def metric_key(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-./ ]+", "_", name).rstrip("_")
 
 
-class MLflowLogger:
+class MLflowLogger(RunLogger):
     """Logs the run's settings, per-epoch scalars and final files to one MLflow run."""
 
     def __init__(self) -> None:
         check_mlflow()
         self.client: Any = None
         self.run_id: str | None = None
-
-    def attach(self, callbacks: Callbacks) -> "MLflowLogger":
-        callbacks.add("on_train_start", self.start)
-        callbacks.add("on_epoch_end", self.epoch_end)
-        callbacks.add("on_train_end", self.end)
-        return self
 
     def start(self, trainer: Any, **_: Any) -> None:
         from mlflow.entities import Param

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mirrordet.engine.callbacks import Callbacks
+from mirrordet.engine.callbacks import RunLogger
 from mirrordet.utils.errors import ConfigError
 
 IMAGES = ("val_batch0.png", "PR_curve.png", "confusion_matrix.png")
@@ -26,18 +26,12 @@ def check_tensorboard() -> None:
         raise ConfigError("tensorboard=True needs the tensorboard package: pip install tensorboard") from None
 
 
-class TensorBoardLogger:
+class TensorBoardLogger(RunLogger):
     """Writes the run's scalars and final plots to TensorBoard event files in ``save_dir``."""
 
     def __init__(self) -> None:
         check_tensorboard()
         self.writer: Any = None
-
-    def attach(self, callbacks: Callbacks) -> "TensorBoardLogger":
-        callbacks.add("on_train_start", self.start)
-        callbacks.add("on_epoch_end", self.epoch_end)
-        callbacks.add("on_train_end", self.end)
-        return self
 
     def start(self, trainer: Any, **_: Any) -> None:
         from torch.utils.tensorboard import SummaryWriter
