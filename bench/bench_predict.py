@@ -11,8 +11,8 @@ measures the eager fused model instead, and ``NAME:onnx`` the model exported to 
 same 640x480 letterbox) and predicted through ``Model("file.onnx")`` (onnxruntime backend), and ``NAME:ortraw`` that
 ONNX file alone in onnxruntime on the already letterboxed input (the network's floor, no pre- or postprocessing).
 ``--fresh`` makes every call predict the next of ten different images in five sizes (one-off calls: a new image each
-time, several input shapes; mirrordet's trace then only starts once a shape has recurred 16 times, so combine it
-with ``NAME:eager`` and a small ``--warmup`` for the one-off path). Reported: the median (and 10th / 90th
+time, several input shapes; mirrordet's trace is built after 16 calls and serves each shape from its second call
+on, so combine ``--fresh`` with ``NAME:eager`` and a small ``--warmup`` for the one-off path). Reported: the median (and 10th / 90th
 percentiles) of the wall-clock time of those calls after warm-up, the median CPU time of the same calls (less
 sensitive to other load on a shared machine), the median per-stage times each tool reports itself, and the ratio
 of each median to Ultralytics' median in the same run.

@@ -1,14 +1,15 @@
-"""The inference copy of a model: fused, channels-last, and (for shapes seen repeatedly) a frozen trace.
+"""The inference copy of a model: fused, channels-last, and (once a predictor has been busy) a frozen trace.
 
 :func:`prepare_model` makes a deep copy of a :class:`~mirrordet.nn.graph.ModelGraph` with
 Conv+BN folded (:func:`mirrordet.nn.fuse.fuse`). :class:`InferenceRunner` runs it: the first
-``trace_after - 1`` calls at an input shape run the eager module; the next call at that shape
-traces the module once with ``torch.jit.trace`` + ``torch.jit.freeze`` (weights become constants,
-the per-layer Python dispatch disappears; about 15% less CPU time for yolov8n at 640 on CPU) and
-uses the trace from then on for that shape, but only after its output matched the eager output
-on that call. A trace that fails or disagrees is dropped for good and the eager module is used
-(one log line says so). Tracing costs about six eager forward passes, so short runs never pay
-for it, while videos, large folders of same-sized images and repeated API calls run the trace.
+``trace_after - 1`` calls (at any input shapes) run the eager module; the next call traces the module once with
+``torch.jit.trace`` + ``torch.jit.freeze`` (weights become constants, the per-layer Python dispatch disappears;
+about 15% less CPU time for yolov8n at 640 on CPU). One trace serves every input shape, but each shape only after
+the trace's output matched the eager output on it: the shape it was built at at once, any other shape at its
+second call (a stream of ever new shapes never pays for a check). A trace that fails or disagrees is dropped for
+good and the eager module is used (one log line says so). Tracing costs about six eager forward passes, so short
+runs never pay for it, while videos, folders of photos (at imgsz 640 the common aspect ratios letterbox to a few
+shapes) and repeated API calls run the trace.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from mirrordet.nn.modules.conv import Conv
 from mirrordet.utils.log import LOGGER
 
 TRACE_TOLERANCE = 1e-4  # |trace - eager| <= 1e-4 * max(1, |eager|), element-wise
-TRACE_AFTER = 16  # calls at one input shape before the trace is built (and then used for that shape)
+TRACE_AFTER = 16  # calls (any shapes) before the trace is built
 
 
 def prepare_model(model: nn.Module, device: torch.device, half: bool, fast: bool = False) -> nn.Module:
@@ -79,7 +80,7 @@ class InferenceRunner:
         trace: allow the frozen trace (False = always eager). None (default): the head's
             ``traceable`` (False for heads whose eval pass may depend on the data, e.g. the number
             of proposals, which a trace would freeze).
-        trace_after: the call count at one input shape that builds / verifies the trace for it.
+        trace_after: the call count (all shapes together) that builds the trace.
     """
 
     def __init__(self, net: ModelGraph, trace: bool | None = None, trace_after: int = TRACE_AFTER) -> None:
@@ -88,6 +89,7 @@ class InferenceRunner:
             trace = net.head.traceable
         self.trace_enabled, self.trace_after = trace, max(1, int(trace_after))
         self.traced: torch.jit.ScriptModule | None = None
+        self.calls = 0
         self.seen: dict[tuple, int] = {}
         self.verified: set[tuple] = set()
 
@@ -97,10 +99,12 @@ class InferenceRunner:
         key = (tuple(x.shape), x.dtype, str(x.device))
         if key in self.verified:
             return self.traced(x)
+        self.calls += 1
         self.seen[key] = self.seen.get(key, 0) + 1
         ref = self.net(x)
-        if self.seen[key] >= self.trace_after:  # a recurring shape: trace (once) and verify (per shape)
-            self._try_trace(x, ref, key)
+        due = self.calls >= self.trace_after if self.traced is None else self.seen[key] >= 2
+        if due:
+            self._try_trace(x, ref, key)  # build (once) and verify at this shape
         return ref
 
     def _try_trace(self, x: torch.Tensor, ref: Any, key: tuple) -> None:

@@ -72,3 +72,22 @@ def test_weights_stamp_changes_on_in_place_updates():
     with torch.no_grad():
         next(model.parameters()).add_(1)
     assert weights_stamp(model) != s0
+
+
+def test_calls_at_different_shapes_build_the_trace_and_each_shape_is_checked_at_its_second_call():
+    model = build_model("yolov8n.yaml", nc=2)
+    net = prepare_model(model, torch.device("cpu"), half=False, fast=True)
+    runner = InferenceRunner(net, trace_after=3)
+    shapes = [(64, 96), (96, 64), (64, 64)]  # a folder of photos: a few letterboxed shapes
+    xs = [torch.rand(1, 3, h, w).contiguous(memory_format=torch.channels_last) for h, w in shapes]
+    with torch.inference_mode():
+        runner(xs[0]), runner(xs[1])
+        assert runner.traced is None
+        runner(xs[2])  # the third call, at a shape seen once: built and checked at it
+        assert runner.traced is not None and runner.verified == {((1, 3, 64, 64), torch.float32, "cpu")}
+        runner(torch.rand(1, 3, 32, 160))  # a shape seen once: eager, not checked
+        assert len(runner.verified) == 1
+        out = runner(xs[0])  # second call at 64 x 96: checked, then served by the trace
+        ref = net(xs[0])
+    assert len(runner.verified) == 2
+    torch.testing.assert_close(out, ref)
