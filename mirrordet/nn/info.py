@@ -49,13 +49,6 @@ def count_gflops(model: torch.nn.Module, imgsz: int = 640, ch: int = 3) -> float
     return _profile(model, imgsz, ch)[0]
 
 
-def training_branch_gflops(model: torch.nn.Module, imgsz: int = 640, ch: int = 3) -> float | None:
-    """GFLOPs of the eval forward plus what only the training forward runs on the same features (the head's
-    ``training_branch``: the one-to-many branch of an end-to-end head); None when the head has no such branch
-    or thop is missing."""
-    return _profile(model, imgsz, ch, training_branch=True)[1]
-
-
 class _Branch(torch.nn.Module):
     """The head's training-only branch as a module thop can profile."""
 
