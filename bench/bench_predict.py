@@ -12,9 +12,10 @@ same 640x480 letterbox) and predicted through ``Model("file.onnx")`` (onnxruntim
 ONNX file alone in onnxruntime on the already letterboxed input (the network's floor, no pre- or postprocessing).
 ``--fresh`` makes every call predict the next of ten different images in five sizes (one-off calls: a new image each
 time, several input shapes; mirrordet's trace is built after 16 calls and serves each shape from its second call
-on, so combine ``--fresh`` with ``NAME:eager`` and a small ``--warmup`` for the one-off path). Reported: the median (and 10th / 90th
-percentiles) of the wall-clock time of those calls after warm-up, the median CPU time of the same calls (less
-sensitive to other load on a shared machine), the median per-stage times each tool reports itself, and the ratio
+on, so combine ``--fresh`` with ``NAME:eager`` and a small ``--warmup`` for the one-off path). Reported: the median
+(and 10th / 90th percentiles) of the wall-clock time of those calls after warm-up, the median CPU time of the same
+calls (less sensitive to other load on a shared machine), the median per-stage times each tool reports itself, and
+the ratio
 of each median to Ultralytics' median in the same run.
 
     python bench/bench_predict.py --imgsz 640 --rounds 20 --per-round 5 --threads 1 [--ultralytics-python PATH]
@@ -35,6 +36,17 @@ from pathlib import Path
 # Child protocol: print "READY" after loading and warming up; then for each line "N" on stdin run N
 # timed predictions and print one JSON line {"wall": [ms], "cpu": [ms], "stages": [[pre, inf, post], ...]}
 # (wall: perf_counter around the call; cpu: process_time, i.e. CPU time of all the process's threads).
+# The protocol loop every child ends with (each defines once() -> (wall ms, cpu ms, [pre, inference, post] ms)).
+CHILD_LOOP = """
+for _ in range(warmup):
+    once()
+print("READY", flush=True)
+for line in sys.stdin:
+    out = [once() for _ in range(int(line))]
+    print(json.dumps({"wall": [o[0] for o in out], "cpu": [o[1] for o in out], "stages": [o[2] for o in out]}),
+          flush=True)
+"""
+
 MIRRORDET_CHILD = """
 import json, os, sys, time, cv2, torch
 model_name, images = sys.argv[1], [cv2.imread(p) for p in sys.argv[2].split(os.pathsep)]
@@ -54,14 +66,7 @@ def once():
     r = model.predict(img, imgsz=imgsz, device="cpu", verbose=False)[0]
     wall, cpu = (time.perf_counter() - t) * 1e3, (time.process_time() - c) * 1e3
     return wall, cpu, [r.speed["preprocess"], r.speed["inference"], r.speed["postprocess"]]
-for _ in range(warmup):
-    once()
-print("READY", flush=True)
-for line in sys.stdin:
-    out = [once() for _ in range(int(line))]
-    print(json.dumps({"wall": [o[0] for o in out], "cpu": [o[1] for o in out], "stages": [o[2] for o in out]}),
-          flush=True)
-"""
+""" + CHILD_LOOP
 
 # The raw network in onnxruntime: the exported file run on the letterboxed input, nothing before or after it
 # (the floor a predict call could reach). Stages: [0, network, 0].
@@ -86,14 +91,7 @@ def once():
     sess.run(None, {name: x})
     wall, cpu = (time.perf_counter() - t) * 1e3, (time.process_time() - c) * 1e3
     return wall, cpu, [0.0, wall, 0.0]
-for _ in range(warmup):
-    once()
-print("READY", flush=True)
-for line in sys.stdin:
-    out = [once() for _ in range(int(line))]
-    print(json.dumps({"wall": [o[0] for o in out], "cpu": [o[1] for o in out], "stages": [o[2] for o in out]}),
-          flush=True)
-"""
+""" + CHILD_LOOP
 
 ULTRALYTICS_CHILD = """
 import json, os, sys, time, cv2, torch
@@ -110,14 +108,7 @@ def once():
     r = model.predict(img, imgsz=imgsz, device="cpu", verbose=False)[0]
     wall, cpu = (time.perf_counter() - t) * 1e3, (time.process_time() - c) * 1e3
     return wall, cpu, [r.speed["preprocess"], r.speed["inference"], r.speed["postprocess"]]
-for _ in range(warmup):
-    once()
-print("READY", flush=True)
-for line in sys.stdin:
-    out = [once() for _ in range(int(line))]
-    print(json.dumps({"wall": [o[0] for o in out], "cpu": [o[1] for o in out], "stages": [o[2] for o in out]}),
-          flush=True)
-"""
+""" + CHILD_LOOP
 
 
 # --fresh: image sizes (w, h) cycled through, two different images of each: photos in landscape and portrait,

@@ -172,6 +172,16 @@ def test_disk_cache_writes_npy_once_and_gives_identical_samples(shapes, tmp_path
     shutil.rmtree(root)
 
 
+def _assert_labels_map_back(ds: DetectionDataset) -> None:
+    """Every sample's normalized boxes, mapped back through its ratio_pad, are the image's ground truth."""
+    for i in range(len(ds)):
+        s = ds[i]
+        h, w = s["resized_shape"]
+        scale = torch.tensor([w, h, w, h], dtype=torch.float64)
+        back = scale_boxes(xywh2xyxy(s["bboxes"].double()) * scale, (h, w), s["ori_shape"], s["ratio_pad"])
+        np.testing.assert_allclose(back.numpy(), ds.ground_truth(i)[1], atol=1e-3)
+
+
 def test_a_models_resize_rule_sizes_every_image_and_pads_it_into_its_batch(tmp_path: Path) -> None:
     """resize=(min, max): each image scaled as torchvision's detection transform (short side min, long side at most
     max), padded (not scaled) into the smallest stride-multiple canvas of its batch; labels map back exactly."""
@@ -204,12 +214,7 @@ def test_a_models_resize_rule_sizes_every_image_and_pads_it_into_its_batch(tmp_p
             assert min(h0 * gh, w0 * gw) <= 80.5 and max(h0 * gh, w0 * gw) <= 150.5
             needs.append((round(h0 * gh), round(w0 * gw)))
         assert h == -(-max(n[0] for n in needs) // 32) * 32 and w == -(-max(n[1] for n in needs) // 32) * 32
-    for i in range(len(ds)):
-        s = ds[i]
-        hh, ww = s["resized_shape"]
-        scale = torch.tensor([ww, hh, ww, hh], dtype=torch.float64)
-        back = scale_boxes(xywh2xyxy(s["bboxes"].double()) * scale, (hh, ww), s["ori_shape"], s["ratio_pad"])
-        np.testing.assert_allclose(back.numpy(), ds.ground_truth(i)[1], atol=1e-3)
+    _assert_labels_map_back(ds)
 
 
 def test_rectangular_validation_batches_map_back(tmp_path: Path) -> None:
@@ -236,9 +241,4 @@ def test_rectangular_validation_batches_map_back(tmp_path: Path) -> None:
         assert h % 32 == 0 and w % 32 == 0 and max(h, w) == 96
         shapes.add((h, w))
     assert len(shapes) > 1 and (64, 96) in shapes  # landscape batches are lower than imgsz
-    for i in range(len(ds)):
-        s = ds[i]
-        h, w = s["resized_shape"]
-        scale = torch.tensor([w, h, w, h], dtype=torch.float64)
-        back = scale_boxes(xywh2xyxy(s["bboxes"].double()) * scale, (h, w), s["ori_shape"], s["ratio_pad"])
-        np.testing.assert_allclose(back.numpy(), ds.ground_truth(i)[1], atol=1e-3)
+    _assert_labels_map_back(ds)
