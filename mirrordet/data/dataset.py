@@ -210,12 +210,13 @@ class DetectionDataset(Dataset):
                 lo, hi = min(ratios), max(ratios)
                 rel = (hi, 1.0) if hi < 1 else (1.0, 1 / lo) if lo > 1 else (1.0, 1.0)
                 shape = tuple(stride_multiple(v * self.imgsz, stride) for v in rel)
-            else:
-                sides = [(round(h0 * g), round(w0 * g)) for (h0, w0), g in
-                         ((r["shape"], long / max(r["shape"])) for r, long in
-                          zip(records, self._long_sides[start:start + batch]))]
-                shape = (stride_multiple(max(h for h, _ in sides), stride),
-                         stride_multiple(max(w for _, w in sides), stride))
+            else:  # each image as resize_long_side sizes it, the canvas holding the largest of each side
+                hs, ws = [], []
+                for r, long in zip(records, self._long_sides[start:start + batch]):
+                    gain = long / max(r["shape"])
+                    hs.append(round(r["shape"][0] * gain))
+                    ws.append(round(r["shape"][1] * gain))
+                shape = (stride_multiple(max(hs), stride), stride_multiple(max(ws), stride))
             self._rect += [shape] * len(records)
 
     @property

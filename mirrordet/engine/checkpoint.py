@@ -117,15 +117,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             wrong type, or an unknown ``format``. The message names the file.
     """
     path = Path(path)
-    return check_checkpoint(safe_torch_load(path), path)
-
-
-def check_checkpoint(ckpt: Any, path: str | Path) -> dict[str, Any]:
-    """The checks of :func:`load_checkpoint` on an already loaded payload; returns it.
-
-    Raises:
-        CheckpointError: as :func:`load_checkpoint` (a payload that is not a mirrordet checkpoint dict).
-    """
+    ckpt = safe_torch_load(path)
     parse_checkpoint(ckpt, path)
     return ckpt
 

@@ -99,12 +99,15 @@ def _profile(model: torch.nn.Module, imgsz: int, ch: int, training_branch: bool 
     feats = head_in.get("x")
     if not isinstance(feats, (list, tuple)):
         return gflops, None
+    wrapper, out = _Branch(head), {}
+    wrapper.register_forward_hook(lambda m, args, y: out.update(y=y))
+    extra = _ExtraMacs(head)
     with torch.no_grad():
-        if head.training_branch(list(feats)) is None:
-            return gflops, None
-        extra = _ExtraMacs(head)
-        macs = thop.profile(_Branch(head), inputs=tuple(feats), verbose=False)[0]
-    return gflops, gflops + (float(macs) + extra.close()) * 2 / 1e9
+        macs = thop.profile(wrapper, inputs=tuple(feats), verbose=False)[0]
+    branch_macs = float(macs) + extra.close()
+    if out.get("y") is None:  # the head has no training-only branch (or dropped it in fusion)
+        return gflops, None
+    return gflops, gflops + branch_macs * 2 / 1e9
 
 
 def layer_table(model: ModelGraph) -> str:
