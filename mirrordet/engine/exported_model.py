@@ -180,7 +180,10 @@ class ExportedNetwork:
             raise ConfigError(f"{self.path.name} was exported for input {self.batch}x3x{self.imgsz}x{self.imgsz} "
                               f"(dynamic=False) and cannot run {list(x.shape)}: use imgsz={self.imgsz}, or export "
                               "with dynamic=True")
-        step = x.shape[0] if self.dynamic else self.batch
+        if self.dynamic or x.shape[0] == self.batch:  # one runtime call, its outputs as they come
+            outs = self._run(x.float())
+            return outs[0] if len(outs) == 1 else tuple(outs)
+        step = self.batch
         parts = []
         for i in range(0, x.shape[0], step):
             chunk = x[i:i + step].float()

@@ -32,6 +32,7 @@ from mirrordet.engine.distributed import (all_true, broadcast_object, checksums_
 from mirrordet.engine.ema import ModelEMA, NoEMA
 from mirrordet.engine.exported_model import is_exported
 from mirrordet.engine.fingerprint import recipe_fingerprint, run_settings
+from mirrordet.engine.inference import prepare_model
 from mirrordet.engine.optim import build_optimizer, optimizer_momentum, warmup_step
 from mirrordet.engine.resume import resumable_failures, resume_settings
 from mirrordet.engine.run_dir import resume_run_dir, run_dir
@@ -45,6 +46,7 @@ from mirrordet.utils.files import atomic_write_text
 from mirrordet.utils.log import LOGGER
 from mirrordet.utils.torch_utils import get_rng_state, init_seeds, select_device, set_rng_state
 from mirrordet.version import __version__
+
 
 class NonFiniteLossError(MirrordetError):
     """Too many consecutive non-finite losses: the run stops (last.pt stays usable)."""
@@ -234,6 +236,7 @@ class Trainer:
         self.state.last_opt_step, self.state.bad_steps = -1, 0
         patience_left = cfg["patience"] or float("inf")
         self.t_session = time.time()
+        self.best_is_last: tuple[int, dict[str, Any]] | None = None  # (epoch, metrics) when best.pt = that epoch
         self._event("on_train_start")
         epoch = self.state.start_epoch
         while epoch < self.plan.epochs:  # `time=` may re-fit the plan after each epoch
@@ -341,12 +344,15 @@ class Trainer:
         """Rank 0: validate, log a results row, write checkpoints and plots. Returns 'fitness improved'."""
         cfg, task = self.cfg, self.task
         metrics: dict[str, Any] = {}
-        if cfg["val"] or epoch + 1 == self.plan.epochs:
-            metrics = self.parts.validator(self.parts.ema.ema, self.device, verbose=False, plots=False, save_json=False)
+        final = epoch + 1 == self.plan.epochs  # (`time=` may still extend the plan)
+        if cfg["val"] or final:  # the last epoch's validation is the final one's, in case best.pt gets its weights
+            metrics = self._validate(self.parts.ema.ema, **(self._final_options() if final else
+                                                            {"verbose": False, "plots": False, "save_json": False}))
             self._event("on_val_end", epoch=epoch, metrics=metrics)
         fit = metrics.get("fitness", 0.0)
         improved = self.state.best_fitness is None or fit >= self.state.best_fitness
         self.state.best_fitness = fit if improved else self.state.best_fitness
+        self.best_is_last = (epoch, metrics) if final and improved else None
         csv.append({"epoch": epoch + 1, **{f"train/{n}": float(v) for n, v in zip(self.parts.criterion.names, mean_loss)},
                     **{k: float(metrics.get(k, 0.0)) for k in task.metric_keys}, "fitness": float(fit),
                     "lr/pg0": lr, "epoch_time": round(epoch_time, 3)})
@@ -402,12 +408,26 @@ class Trainer:
         self.state.start_epoch, self.state.best_fitness = start, ck.best_fitness
         LOGGER.info(f"Resuming {self.save_dir} from epoch {start + 1}")
 
+    def _validate(self, model: nn.Module, **options: Any) -> dict[str, Any]:
+        """Validate an inference copy of ``model`` (Conv+BN fused, channels-last, as `mirrordet val` runs it): the
+        EMA weights after an epoch, best.pt at the end. ``model`` itself is not changed."""
+        net = prepare_model(model, self.device, half=False, fast=True)
+        return self.parts.validator(net, self.device, channels_last=True, **options)
+
+    def _final_options(self) -> dict[str, bool]:
+        return {"verbose": self.cfg["verbose"], "plots": self.cfg["plots"], "save_json": self.cfg["save_json"]}
+
     def _final_validation(self) -> dict[str, Any]:
+        """The metrics of best.pt: validated now, or, when best.pt holds the last epoch's EMA weights (the same
+        float32 tensors), that epoch's validation, which ran with the final options."""
         best = self.wdir / "best.pt"
-        model, _ = load_weights(best)
-        LOGGER.info(f"Validating {best}")
-        metrics = self.parts.validator(model.to(self.device), self.device, verbose=self.cfg["verbose"], plots=self.cfg["plots"],
-                            save_json=self.cfg["save_json"])
+        if self.best_is_last is not None and self.best_is_last[0] == self.state.epoch:
+            LOGGER.info(f"{best} holds the weights of the last epoch, validated above")
+            metrics = self.best_is_last[1]
+        else:
+            model, _ = load_weights(best)
+            LOGGER.info(f"Validating {best}")
+            metrics = self._validate(model, **self._final_options())
         LOGGER.info(f"Results saved to {self.save_dir}")
         self._event("on_train_end", metrics=metrics)
         return metrics

@@ -5,7 +5,10 @@ head (task-aligned assigner, ``topk`` positives per object) and gives rich super
 one-to-one branch, the one decoded at inference, gets exactly one positive per object, so that its
 top-scored boxes need no NMS. Both assigners use the same matching metric
 ``score^alpha * IoU^beta`` (alpha 0.5, beta 6: the consistent matching metric), so the
-one-to-one positive is the best of the one-to-many positives.
+one-to-one positive is the best of the one-to-many positives. The one-to-one assigner ranks
+``o2o_candidates`` (7) anchors per object and keeps the best one left after anchors claimed by two
+objects went to the one they overlap most: with top-1 ranking alone, an object whose best anchor a
+neighbour took would get no positive at all (crowded small objects).
 
 The two branches are balanced progressively over training: the one-to-many terms weigh ``o2m_start`` (0.8)
 in the first epoch and fall linearly to ``o2m_end`` (0.1) in the last, the one-to-one terms weigh the rest
@@ -28,19 +31,22 @@ from mirrordet.utils.errors import MirrordetError
 class EndToEndDetectionLoss(Loss):
     """Weighted sum of a one-to-many (``tal_topk``) and a one-to-one (top-1) :class:`DetectionLoss`.
 
-    Args: as :class:`DetectionLoss` (gains shared by both branches), and the one-to-many weight's schedule
-    ``o2m_start`` (first epoch) -> ``o2m_end`` (last epoch); the one-to-one terms weigh ``1 - o2m``.
+    Args: as :class:`DetectionLoss` (gains shared by both branches), the one-to-many weight's schedule
+    ``o2m_start`` (first epoch) -> ``o2m_end`` (last epoch) (the one-to-one terms weigh ``1 - o2m``), and
+    ``o2o_candidates``, the anchors the one-to-one assigner ranks per object before keeping one.
 
     Terms: the one-to-many ``box_loss``, ``cls_loss`` [, ``dfl_loss``], then the same names
     prefixed ``o2o_`` for the one-to-one branch.
     """
 
     def __init__(self, nc: int, strides: Sequence[float], reg_max: int = 16, box: float = 7.5, cls: float = 0.5,
-                 dfl: float = 1.5, tal_topk: int = 10, o2m_start: float = 0.8, o2m_end: float = 0.1) -> None:
+                 dfl: float = 1.5, tal_topk: int = 10, o2m_start: float = 0.8, o2m_end: float = 0.1,
+                 o2o_candidates: int = 7) -> None:
         if not (0 <= o2m_end <= 1 and 0 <= o2m_start <= 1):
             raise MirrordetError(f"one-to-many weights must be within [0, 1], got {o2m_start} -> {o2m_end}")
         self.one2many = DetectionLoss(nc, strides, reg_max, box, cls, dfl, tal_topk=tal_topk)
-        self.one2one = DetectionLoss(nc, strides, reg_max, box, cls, dfl, tal_topk=1, prefix="o2o_")
+        self.one2one = DetectionLoss(nc, strides, reg_max, box, cls, dfl, tal_topk=o2o_candidates, tal_topk2=1,
+                                     prefix="o2o_")
         self.names = self.one2many.names + self.one2one.names
         self.o2m_start, self.o2m_end = float(o2m_start), float(o2m_end)
         self.o2m = self.o2m_start  # the weight of the one-to-many terms now; the one-to-one terms weigh 1 - o2m

@@ -4,7 +4,12 @@ Every anchor point whose center lies inside a ground-truth box is a candidate fo
 Candidates are ranked by the alignment metric ``t = s**alpha * u**beta``, where ``s`` is the
 predicted probability of the box's class and ``u`` the IoU between the predicted box and the
 ground truth. The ``topk`` best candidates of each ground truth become positives; an anchor
-claimed by several ground truths keeps the one it overlaps most. Classification targets are
+claimed by several ground truths keeps the one it overlaps most. With ``topk2 < topk`` each ground truth then
+keeps only its ``topk2`` best remaining positives: a one-to-one assignment (``topk2`` 1) that still finds a
+positive for a box whose best anchor went to a neighbour in the conflict step. With ``min_side`` > 0, boxes
+narrower or shorter than ``min_side`` pixels are widened to it about their centre for the candidate test only
+(small-target-aware assignment), so that a box smaller than the grid step still contains anchor centres.
+Classification targets are
 soft: the one-hot label of each positive is scaled by ``t / max_t * max_u`` of its ground truth.
 """
 
@@ -26,13 +31,18 @@ class TaskAlignedAssigner(nn.Module):
         alpha: exponent of the class score in the alignment metric.
         beta: exponent of the IoU in the alignment metric.
         eps: numerical floor (inside-box margin and divisions).
+        topk2: positives kept per ground truth after the conflict step (None: ``topk``).
+        min_side: the smallest box side (pixels) the candidate test uses (0: the boxes as they are).
     """
 
     def __init__(
-        self, topk: int = 10, num_classes: int = 80, alpha: float = 0.5, beta: float = 6.0, eps: float = 1e-9
+        self, topk: int = 10, num_classes: int = 80, alpha: float = 0.5, beta: float = 6.0, eps: float = 1e-9,
+        topk2: int | None = None, min_side: float = 0.0
     ) -> None:
         super().__init__()
         self.topk = int(topk)
+        self.topk2 = int(topk2) if topk2 is not None else self.topk
+        self.min_side = float(min_side)
         self.num_classes = int(num_classes)
         self.alpha = float(alpha)
         self.beta = float(beta)
@@ -79,11 +89,13 @@ class TaskAlignedAssigner(nn.Module):
 
         labels = gt_labels.view(bsz, n_max).long().clamp(0, n_cls - 1)  # [B, M]
         valid_gt = mask_gt.view(bsz, n_max, 1).bool()  # [B, M, 1]
-        candidate = self._points_in_boxes(anc_points, gt_bboxes) & valid_gt  # [B, M, A]
+        candidate = self._points_in_boxes(anc_points, self._widened(gt_bboxes)) & valid_gt  # [B, M, A]
 
         align, ious = self._alignment(pd_scores, pd_bboxes, labels, gt_bboxes, candidate)
-        mask_pos = self._select_topk(align) & candidate  # [B, M, A]
+        mask_pos = self._select_topk(align, self.topk) & candidate  # [B, M, A]
         mask_pos = self._resolve_conflicts(mask_pos, ious)
+        if self.topk2 < self.topk:
+            mask_pos &= self._select_topk(align * mask_pos, self.topk2)
 
         fg_mask = mask_pos.any(1)  # [B, A]
         target_gt_idx = mask_pos.to(torch.uint8).argmax(1)  # [B, A]; 0 where background
@@ -101,6 +113,14 @@ class TaskAlignedAssigner(nn.Module):
         onehot = F.one_hot(target_labels.clamp(max=n_cls - 1), n_cls).to(pd_scores.dtype)  # [B, A, C]
         target_scores = onehot * (norm * fg_mask).unsqueeze(-1).to(pd_scores.dtype)
         return target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx
+
+    def _widened(self, boxes: torch.Tensor) -> torch.Tensor:
+        """[B, M, 4] xyxy boxes with every side shorter than ``min_side`` widened to it about the box centre."""
+        if self.min_side <= 0:
+            return boxes
+        centre, half = (boxes[..., :2] + boxes[..., 2:]) / 2, (boxes[..., 2:] - boxes[..., :2]) / 2
+        half = half.clamp(min=self.min_side / 2)
+        return torch.cat((centre - half, centre + half), -1)
 
     def _points_in_boxes(self, points: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """[A, 2] points, [B, M, 4] xyxy boxes -> [B, M, A] bool, point strictly inside the box."""
@@ -133,9 +153,10 @@ class TaskAlignedAssigner(nn.Module):
         align = cls_scores.pow(self.alpha) * ious.pow(self.beta)
         return align * candidate, ious
 
-    def _select_topk(self, align: torch.Tensor) -> torch.Tensor:
-        """[B, M, A] metric -> [B, M, A] bool mask of the ``topk`` largest entries of each gt row."""
-        k = min(self.topk, align.shape[-1])
+    @staticmethod
+    def _select_topk(align: torch.Tensor, k: int) -> torch.Tensor:
+        """[B, M, A] metric -> [B, M, A] bool mask of the ``k`` largest entries of each gt row."""
+        k = min(k, align.shape[-1])
         idx = align.topk(k, dim=-1).indices  # [B, M, k]
         chosen = torch.zeros_like(align, dtype=torch.bool)
         return chosen.scatter_(-1, idx, True)

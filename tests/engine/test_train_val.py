@@ -169,3 +169,49 @@ def test_val_runs_a_fused_copy(trained_run, tiny_shapes_yaml, tmp_path):
     assert not is_fused(model.model)
     ref = json.loads((trained_run / "metrics.json").read_text())  # the unfused final validation of training
     assert abs(metrics["metrics/mAP50-95"] - ref["metrics/mAP50-95"]) < 1e-3
+
+
+def spy_validations(monkeypatch, fitness: list[float] | None = None) -> list[dict]:
+    """Record every validation a Trainer runs: its options and whether the validated network was fused; with
+    ``fitness``, the n-th validation reports fitness[n] (to steer which epoch becomes best.pt)."""
+    from mirrordet.engine import trainer as trainer_module
+    from mirrordet.nn.fuse import is_fused
+
+    calls: list[dict] = []
+    original_prepare, original_validate = trainer_module.prepare_model, trainer_module.Trainer._validate
+
+    def prepare(model, *args, **kwargs):
+        net = original_prepare(model, *args, **kwargs)
+        calls.append({"fused": is_fused(net), "source_fused": is_fused(model)})
+        return net
+
+    def validate(self, model, **options):
+        metrics = original_validate(self, model, **options)
+        calls[-1].update(options)
+        if fitness is not None:
+            metrics["fitness"] = fitness[len(calls) - 1]
+        return metrics
+
+    monkeypatch.setattr(trainer_module, "prepare_model", prepare)
+    monkeypatch.setattr(trainer_module.Trainer, "_validate", validate)
+    return calls
+
+
+def test_val_false_validates_once_when_best_is_the_last_epoch(tiny_shapes_yaml, tmp_path, monkeypatch):
+    """val=False: only the last epoch is validated, with the final options; best.pt holds those weights, so the
+    final validation is not repeated. Every validation runs a fused copy and leaves the EMA model as it was."""
+    calls = spy_validations(monkeypatch)
+    run_cli("train", f"data={tiny_shapes_yaml}", *TINY, "epochs=2", "val=False", f"project={tmp_path}", "name=v")
+    assert len(calls) == 1
+    assert calls[0] == {"fused": True, "source_fused": False, "verbose": True, "plots": True, "save_json": True}
+    run = tmp_path / "v"
+    assert (run / "predictions.json").is_file() and (run / "PR_curve.png").is_file()
+    final = json.loads((run / "metrics.json").read_text())
+    assert final["metrics/mAP50-95"] == pytest.approx(float(read_csv(run / "results.csv")[-1]["metrics/mAP50-95"]))
+
+
+def test_best_pt_is_validated_again_when_an_earlier_epoch_was_best(tiny_shapes_yaml, tmp_path, monkeypatch):
+    calls = spy_validations(monkeypatch, fitness=[0.9, 0.1, 0.5])
+    run_cli("train", f"data={tiny_shapes_yaml}", *TINY, "epochs=2", f"project={tmp_path}", "name=v")
+    assert [c["plots"] for c in calls] == [False, True, True]  # epoch 1, epoch 2 (final options), best.pt
+    assert all(c["fused"] and not c["source_fused"] for c in calls)

@@ -70,6 +70,37 @@ def test_anchor_claimed_twice_keeps_higher_iou_gt():
     assert torch.equal(tboxes[0, 1], gts[0, 1])
 
 
+def test_topk2_gives_a_box_its_next_anchor_when_a_neighbour_took_its_best():
+    """One-to-one assignment: both boxes rank anchor 1 first; it goes to box 1 (higher IoU). With top-1 ranking
+    box 0 is left without a positive; ranking 2 then keeping 1 after the conflict step gives it anchor 0."""
+    pts = torch.tensor([[6.0, 6.0], [20.0, 20.0], [50.0, 50.0]])  # anchor 0 lies in box 0 only, anchor 1 in both
+    gts = torch.tensor([[[0.0, 0.0, 30.0, 30.0], [12.0, 12.0, 30.0, 30.0]]])
+    # IoU with box 0: anchor 0 0.40, anchor 1 0.44; anchor 1 with box 1: 0.81
+    pd_bboxes = torch.tensor([[[0.0, 0.0, 19.0, 19.0], [10.0, 10.0, 30.0, 30.0], [40.0, 40.0, 60.0, 60.0]]])
+    pd_scores = torch.full((1, 3, 2), 0.5)
+    args = (pd_scores, pd_bboxes, pts, torch.tensor([[[0.0], [1.0]]]), gts, torch.ones(1, 2, 1))
+    _, _, _, fg1, idx1 = TaskAlignedAssigner(topk=1, num_classes=2)(*args)
+    assert fg1[0].tolist() == [False, True, False] and idx1[0, 1] == 1  # box 0 lost its only positive
+    _, _, ts, fg, idx = TaskAlignedAssigner(topk=2, topk2=1, num_classes=2)(*args)
+    assert fg[0].tolist() == [True, True, False]
+    assert idx[0, :2].tolist() == [0, 1]  # one positive per box
+    assert ts[0, 0, 0] > 0 and ts[0, 1, 1] > 0
+    _, _, _, fg_many, _ = TaskAlignedAssigner(topk=2, num_classes=2)(*args)
+    assert torch.equal(fg_many, fg)  # here topk2 removes nothing: each box kept one anchor after the conflict
+
+
+def test_min_side_widens_tiny_boxes_for_the_candidate_test_only():
+    pts = grid_points()  # centres 4, 12, 20, 28 (stride 8)
+    gt = torch.tensor([[[13.0, 13.0, 19.0, 19.0]]])  # 6 px: no anchor centre inside
+    pd_bboxes = gt.expand(1, 16, 4).clone()
+    pd_scores = torch.full((1, 16, 3), 0.5)
+    args = (pd_scores, pd_bboxes, pts, torch.tensor([[[2.0]]]), gt, torch.ones(1, 1, 1))
+    assert not TaskAlignedAssigner(topk=10, num_classes=3)(*args)[3].any()
+    _, tboxes, _, fg, _ = TaskAlignedAssigner(topk=10, num_classes=3, min_side=16.0)(*args)
+    assert fg[0].nonzero().view(-1).tolist() == [5, 6, 9, 10]  # centres 12 and 20 lie in the widened [8, 24]
+    assert torch.equal(tboxes[0, 5], gt[0, 0])  # the regression target stays the labelled box
+
+
 def test_padding_rows_and_empty_images_are_ignored():
     pts = grid_points()
     gts = torch.zeros(2, 2, 4)
