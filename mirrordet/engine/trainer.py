@@ -2,7 +2,10 @@
 
 Per iteration: warmup -> forward (autocast when ``amp`` enables it, see engine/amp.py) -> loss ->
 backward -> every ``accumulate`` iterations: unscale, clip, step, EMA update. Per epoch: LR schedule step,
-validation of the EMA weights, results.csv row, last.pt / best.pt (atomic), results.png.
+validation of the EMA weights (a Conv+BN-fused, channels-last copy, as `mirrordet val` runs), results.csv row,
+last.pt / best.pt (atomic), results.png. At the end: the final validation of best.pt with plots and per-class
+table; when best.pt holds the last epoch's weights, that epoch was validated with these options and is not run
+again.
 """
 
 from __future__ import annotations
