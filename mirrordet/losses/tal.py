@@ -6,10 +6,7 @@ predicted probability of the box's class and ``u`` the IoU between the predicted
 ground truth. The ``topk`` best candidates of each ground truth become positives; an anchor
 claimed by several ground truths keeps the one it overlaps most. With ``topk2 < topk`` each ground truth then
 keeps only its ``topk2`` best remaining positives: a one-to-one assignment (``topk2`` 1) that still finds a
-positive for a box whose best anchor went to a neighbour in the conflict step. With ``min_side`` > 0, boxes
-narrower or shorter than ``min_side`` pixels are widened to it about their centre for the candidate test only
-(small-target-aware assignment), so that a box smaller than the grid step still contains anchor centres.
-Classification targets are
+positive for a box whose best anchor went to a neighbour in the conflict step. Classification targets are
 soft: the one-hot label of each positive is scaled by ``t / max_t * max_u`` of its ground truth.
 """
 
@@ -32,17 +29,15 @@ class TaskAlignedAssigner(nn.Module):
         beta: exponent of the IoU in the alignment metric.
         eps: numerical floor (inside-box margin and divisions).
         topk2: positives kept per ground truth after the conflict step (None: ``topk``).
-        min_side: the smallest box side (pixels) the candidate test uses (0: the boxes as they are).
     """
 
     def __init__(
         self, topk: int = 10, num_classes: int = 80, alpha: float = 0.5, beta: float = 6.0, eps: float = 1e-9,
-        topk2: int | None = None, min_side: float = 0.0
+        topk2: int | None = None
     ) -> None:
         super().__init__()
         self.topk = int(topk)
         self.topk2 = int(topk2) if topk2 is not None else self.topk
-        self.min_side = float(min_side)
         self.num_classes = int(num_classes)
         self.alpha = float(alpha)
         self.beta = float(beta)
@@ -89,7 +84,7 @@ class TaskAlignedAssigner(nn.Module):
 
         labels = gt_labels.view(bsz, n_max).long().clamp(0, n_cls - 1)  # [B, M]
         valid_gt = mask_gt.view(bsz, n_max, 1).bool()  # [B, M, 1]
-        candidate = self._points_in_boxes(anc_points, self._widened(gt_bboxes)) & valid_gt  # [B, M, A]
+        candidate = self._points_in_boxes(anc_points, gt_bboxes) & valid_gt  # [B, M, A]
 
         align, ious = self._alignment(pd_scores, pd_bboxes, labels, gt_bboxes, candidate)
         mask_pos = self._select_topk(align, self.topk) & candidate  # [B, M, A]
@@ -113,14 +108,6 @@ class TaskAlignedAssigner(nn.Module):
         onehot = F.one_hot(target_labels.clamp(max=n_cls - 1), n_cls).to(pd_scores.dtype)  # [B, A, C]
         target_scores = onehot * (norm * fg_mask).unsqueeze(-1).to(pd_scores.dtype)
         return target_labels, target_bboxes, target_scores, fg_mask, target_gt_idx
-
-    def _widened(self, boxes: torch.Tensor) -> torch.Tensor:
-        """[B, M, 4] xyxy boxes with every side shorter than ``min_side`` widened to it about the box centre."""
-        if self.min_side <= 0:
-            return boxes
-        centre, half = (boxes[..., :2] + boxes[..., 2:]) / 2, (boxes[..., 2:] - boxes[..., :2]) / 2
-        half = half.clamp(min=self.min_side / 2)
-        return torch.cat((centre - half, centre + half), -1)
 
     def _points_in_boxes(self, points: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """[A, 2] points, [B, M, 4] xyxy boxes -> [B, M, A] bool, point strictly inside the box."""

@@ -85,7 +85,6 @@ class DetectionLoss(Loss):
         tal_topk: positives per ground-truth box in the assigner (1: one-to-one assignment).
         tal_topk2: positives kept per box after the assigner's conflict step (None: ``tal_topk``; see
             :class:`~mirrordet.losses.tal.TaskAlignedAssigner`).
-        min_side: the smallest box side (input pixels) the assigner's candidate test uses (0: as labelled).
         prefix: put before every term name (the one-to-one branch of end-to-end heads: ``o2o_``).
 
     Terms (reduction ``"sum"``): ``box_loss``, ``cls_loss`` and, when reg_max > 1, ``dfl_loss``,
@@ -103,7 +102,6 @@ class DetectionLoss(Loss):
         tal_topk: int = 10,
         prefix: str = "",
         tal_topk2: int | None = None,
-        min_side: float = 0.0,
     ) -> None:
         if nc < 1 or reg_max < 1 or not strides or tal_topk < 1:
             raise MirrordetError(
@@ -116,8 +114,8 @@ class DetectionLoss(Loss):
         self.reg_max = int(reg_max)
         self.gains = (float(box), float(cls), float(dfl))
         self.no = 4 * self.reg_max + self.nc
-        self.assigner = TaskAlignedAssigner(topk=tal_topk, num_classes=self.nc, alpha=0.5, beta=6.0, topk2=tal_topk2,
-                                            min_side=min_side)
+        self.assigner = TaskAlignedAssigner(topk=tal_topk, num_classes=self.nc, alpha=0.5, beta=6.0,
+                                            topk2=tal_topk2)
 
     def terms(self, preds: Sequence[torch.Tensor], batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Compute the loss of one batch.

@@ -89,18 +89,6 @@ def test_topk2_gives_a_box_its_next_anchor_when_a_neighbour_took_its_best():
     assert torch.equal(fg_many, fg)  # here topk2 removes nothing: each box kept one anchor after the conflict
 
 
-def test_min_side_widens_tiny_boxes_for_the_candidate_test_only():
-    pts = grid_points()  # centres 4, 12, 20, 28 (stride 8)
-    gt = torch.tensor([[[13.0, 13.0, 19.0, 19.0]]])  # 6 px: no anchor centre inside
-    pd_bboxes = gt.expand(1, 16, 4).clone()
-    pd_scores = torch.full((1, 16, 3), 0.5)
-    args = (pd_scores, pd_bboxes, pts, torch.tensor([[[2.0]]]), gt, torch.ones(1, 1, 1))
-    assert not TaskAlignedAssigner(topk=10, num_classes=3)(*args)[3].any()
-    _, tboxes, _, fg, _ = TaskAlignedAssigner(topk=10, num_classes=3, min_side=16.0)(*args)
-    assert fg[0].nonzero().view(-1).tolist() == [5, 6, 9, 10]  # centres 12 and 20 lie in the widened [8, 24]
-    assert torch.equal(tboxes[0, 5], gt[0, 0])  # the regression target stays the labelled box
-
-
 def test_padding_rows_and_empty_images_are_ignored():
     pts = grid_points()
     gts = torch.zeros(2, 2, 4)
