@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--dry-run" ]; then
-  python bench/bench_gpu.py --dry-run
+  python bench/bench_gpu.py --dry-run ${UL_PY:+--ultralytics-python "$UL_PY"}
   python -m pytest -q tests/engine/test_amp.py
   exit 0
 fi
