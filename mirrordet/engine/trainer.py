@@ -239,7 +239,7 @@ class Trainer:
         self.state.last_opt_step, self.state.bad_steps = -1, 0
         patience_left = cfg["patience"] or float("inf")
         self.t_session = time.time()
-        self.best_is_last: tuple[int, dict[str, Any]] | None = None  # (epoch, metrics) when best.pt = that epoch
+        self.best_is_last: dict[str, Any] | None = None  # the last epoch's metrics when best.pt holds its weights
         self._event("on_train_start")
         epoch = self.state.start_epoch
         while epoch < self.plan.epochs:  # `time=` may re-fit the plan after each epoch
@@ -355,7 +355,7 @@ class Trainer:
         fit = metrics.get("fitness", 0.0)
         improved = self.state.best_fitness is None or fit >= self.state.best_fitness
         self.state.best_fitness = fit if improved else self.state.best_fitness
-        self.best_is_last = (epoch, metrics) if final and improved else None
+        self.best_is_last = metrics if final and improved else None  # reset every epoch: only the last one counts
         csv.append({"epoch": epoch + 1, **{f"train/{n}": float(v) for n, v in zip(self.parts.criterion.names, mean_loss)},
                     **{k: float(metrics.get(k, 0.0)) for k in task.metric_keys}, "fitness": float(fit),
                     "lr/pg0": lr, "epoch_time": round(epoch_time, 3)})
@@ -424,9 +424,9 @@ class Trainer:
         """The metrics of best.pt: validated now, or, when best.pt holds the last epoch's EMA weights (the same
         float32 tensors), that epoch's validation, which ran with the final options."""
         best = self.wdir / "best.pt"
-        if self.best_is_last is not None and self.best_is_last[0] == self.state.epoch:
+        if self.best_is_last is not None:
             LOGGER.info(f"{best} holds the weights of the last epoch, validated above")
-            metrics = self.best_is_last[1]
+            metrics = self.best_is_last
         else:
             model, _ = load_weights(best)
             LOGGER.info(f"Validating {best}")

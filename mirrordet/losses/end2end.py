@@ -29,7 +29,7 @@ from mirrordet.utils.errors import MirrordetError
 
 
 class EndToEndDetectionLoss(Loss):
-    """Weighted sum of a one-to-many (``tal_topk``) and a one-to-one (top-1) :class:`DetectionLoss`.
+    """Weighted sum of a one-to-many (``tal_topk``) and a one-to-one (one positive per object) :class:`DetectionLoss`.
 
     Args: as :class:`DetectionLoss` (gains shared by both branches), the one-to-many weight's schedule
     ``o2m_start`` (first epoch) -> ``o2m_end`` (last epoch) (the one-to-one terms weigh ``1 - o2m``), and

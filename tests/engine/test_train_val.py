@@ -167,7 +167,7 @@ def test_val_runs_a_fused_copy(trained_run, tiny_shapes_yaml, tmp_path):
     metrics = model.val(data=str(tiny_shapes_yaml), imgsz=64, batch=8, workers=0, project=str(tmp_path), name="v",
                         plots=False)
     assert not is_fused(model.model)
-    ref = json.loads((trained_run / "metrics.json").read_text())  # the unfused final validation of training
+    ref = json.loads((trained_run / "metrics.json").read_text())  # training's final validation (its own copy)
     assert abs(metrics["metrics/mAP50-95"] - ref["metrics/mAP50-95"]) < 1e-3
 
 
